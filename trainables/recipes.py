@@ -1,0 +1,127 @@
+"""Training recipes H0/H1/H2 (NATS-Bench), as frozen values with a stable hash.
+
+A recipe is everything about *how* an architecture is trained that is not the architecture, the
+data set or the seed. Results are only comparable between runs of the same recipe, so every row
+written to the store carries the recipe length (``hp``) and every file carries the recipe JSON and
+its hash: two recipes with equal fields hash equally whatever they are called, and any changed
+field (``get_recipe("h0", epochs=48)``) gives a different hash.
+
+The learning rate is a pure function of the position in the schedule (:meth:`Recipe.lr_at`), so a
+resumed run needs nothing but its (epoch, iteration) counter to continue on the same schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from spaces.errors import UserError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: SGD with Nesterov momentum and a cosine learning rate per iteration.
+
+    ``augment`` switches on the data set's own augmentation (random flip and crop padding as the
+    data set declares them: flips make no sense for digits, so the data set, not the recipe, says
+    whether to flip). ``lr_min`` is the value the cosine ends at after the last iteration.
+    """
+
+    name: str
+    epochs: int
+    batch_size: int = 256
+    lr: float = 0.1
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    augment: bool = True
+    eval_batch_size: int = 2048
+
+    def __post_init__(self) -> None:
+        # Validate here so that overrides coming from a CLI or a Tune config fail early and clearly.
+        checks = [
+            (isinstance(self.epochs, int) and self.epochs >= 1, "epochs must be an integer >= 1"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1,
+             "batch_size must be an integer >= 1"),
+            (isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1,
+             "eval_batch_size must be an integer >= 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr must be a positive finite number"),
+            (0 <= self.lr_min <= self.lr, "lr_min must be between 0 and lr"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (not (self.nesterov and self.momentum == 0), "nesterov needs momentum > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"invalid recipe {self.name!r}: {message}")
+
+    @property
+    def hp(self) -> int:
+        """The store's ``hp`` column: the length of the schedule in epochs (12, 200, 90, ...)."""
+        return self.epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys) recorded in every file's metadata."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @property
+    def hash(self) -> str:
+        """Short stable hash of the training procedure (the name is left out on purpose)."""
+        fields = {k: v for k, v in self.to_dict().items() if k != "name"}
+        blob = json.dumps(fields, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def lr_at(self, epoch: int, iteration: int, iters_per_epoch: int) -> float:
+        """Learning rate for the ``iteration``-th batch (0-based) of the ``epoch``-th epoch (0-based).
+
+        Cosine annealing from ``lr`` at the first iteration to ``lr_min`` after the last one,
+        stepped per iteration (as NATS-Bench) rather than per epoch.
+        """
+        if iters_per_epoch < 1:
+            raise ValueError("iters_per_epoch must be >= 1")
+        total = self.epochs * iters_per_epoch
+        t = min(epoch * iters_per_epoch + iteration, total) / total
+        return self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+RECIPES: dict[str, Recipe] = {
+    "h0": Recipe("h0", epochs=12),   # the cheap search recipe (NATS-Bench hp=12)
+    "h1": Recipe("h1", epochs=200),  # the final recipe of the topology space
+    "h2": Recipe("h2", epochs=90),   # the final recipe of the size space
+}
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name != "name")
+
+
+def get_recipe(name: str | Recipe | Mapping[str, Any], **overrides: Any) -> Recipe:
+    """Return the named recipe with any field overridden.
+
+    ``name`` may also be a Recipe or a mapping ``{"name": "h0", "epochs": 48, ...}`` (the form a
+    Ray Tune config carries). Unknown names or fields raise UserError.
+    """
+    if isinstance(name, Recipe):
+        base = name
+    else:
+        if isinstance(name, Mapping):
+            spec = dict(name)
+            if "name" not in spec:
+                raise UserError(f"a recipe mapping needs a 'name' (one of {sorted(RECIPES)}), "
+                                f"got {spec!r}")
+            name = spec.pop("name")
+            overrides = {**spec, **overrides}
+        key = str(name).lower()
+        if key not in RECIPES:
+            raise UserError(f"unknown recipe {name!r}: choose one of {sorted(RECIPES)}")
+        base = RECIPES[key]
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise UserError(f"unknown recipe field(s) {unknown}: valid fields are {list(_FIELDS)}")
+    return dataclasses.replace(base, **overrides) if overrides else base
