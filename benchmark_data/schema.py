@@ -1,0 +1,338 @@
+"""The store's tables, their exact column types, keys, partitions and per-file provenance.
+
+One module owns the schema so that every writer (the builder, the importers, the trainables, the
+search runner) produces files the reader and outside tools (pandas, pyarrow, duckdb) agree on.
+The column-by-column documentation lives in ``docs/SCHEMA.md``; the ``COLUMN_DOCS`` mapping below
+holds the same text so that ``python -m benchmark_data info`` and tests can check they agree.
+
+Partition columns are encoded in the hive-style folder names (``space=tss/dataset=digits/hp=12``)
+and are NOT stored inside the files: pyarrow/pandas refuse a dataset where a column is both in the
+path and in the file. Readers re-attach them from the path.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+
+from spaces.errors import UserError
+
+# Bump when a column is added, removed or changes meaning; readers refuse newer major versions.
+SCHEMA_VERSION = "1.0"
+
+TABLES: tuple[str, ...] = ("archs", "epochs", "runs")
+
+# Row status values for the `epochs` table (see docs/SCHEMA.md for their meaning).
+STATUSES: tuple[str, ...] = ("ok", "diverged", "iso_copy", "no_path", "imported")
+
+# Float metric columns of `epochs`: the ones the reader serves as dense float32 arrays.
+EPOCH_METRICS: tuple[str, ...] = (
+    "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc",
+    "epoch_time_s", "eval_time_s",
+)
+ARCH_COSTS: tuple[str, ...] = ("params_m", "flops_m", "latency_ms")
+
+_f32, _i16, _i32, _str = pa.float32(), pa.int16(), pa.int32(), pa.string()
+
+
+def _field(name: str, typ: pa.DataType, required: bool = False) -> pa.Field:
+    return pa.field(name, typ, nullable=not required)
+
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "archs": pa.schema([
+        _field("space", _str, True),
+        _field("dataset", _str, True),
+        _field("arch_index", _i32, True),
+        _field("arch", _str),
+        _field("iso_class", _i32),
+        _field("nats_index", _i32),
+        _field("params_m", _f32),
+        _field("flops_m", _f32),
+        _field("latency_ms", _f32),
+    ]),
+    "epochs": pa.schema([
+        _field("space", _str, True),
+        _field("dataset", _str, True),
+        _field("hp", _i16, True),
+        _field("arch_index", _i32, True),
+        _field("seed", _i32, True),
+        _field("epoch", _i16, True),
+        *[_field(m, _f32) for m in EPOCH_METRICS],
+        _field("status", _str),
+    ]),
+    "runs": pa.schema([
+        _field("experiment", _str, True),
+        _field("searcher", _str, True),
+        _field("space", _str),
+        _field("dataset", _str),
+        _field("budget_s", pa.float64()),
+        _field("budget_evals", _i32),
+        _field("run_seed", _i32, True),
+        _field("event", _i32, True),
+        _field("sim_time_s", pa.float64()),
+        _field("arch_index", _i32),
+        _field("fidelity", _i16),
+        _field("feedback", _f32),
+        _field("best_arch_index", _i32),
+        _field("best_test_acc", _f32),
+        _field("final_recipe_hp", _i16),
+        _field("searcher_time_s", pa.float64()),
+        _field("wall_time_s", pa.float64()),
+    ]),
+}
+
+# Identity of a row: compaction and readers keep only the last written row per key.
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "archs": ("space", "dataset", "arch_index"),
+    "epochs": ("space", "dataset", "hp", "arch_index", "seed", "epoch"),
+    "runs": ("experiment", "searcher", "run_seed", "event"),
+}
+
+# Hive folder levels, outermost first. Chosen so that a query touches one folder: the simulator
+# reads one (space, dataset, hp) at a time, a report reads one experiment at a time.
+PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "archs": ("space", "dataset"),
+    "epochs": ("space", "dataset", "hp"),
+    "runs": ("experiment",),
+}
+
+# Which column a searcher sees, which is the fidelity and which is time, per table: recorded in
+# every file so that a generic tool knows what to optimise without guessing.
+ROLE_COLUMNS: dict[str, dict[str, str]] = {
+    "archs": {"objective_column": "", "fidelity_column": "", "time_column": "latency_ms"},
+    "epochs": {"objective_column": "valid_acc", "fidelity_column": "epoch",
+               "time_column": "epoch_time_s"},
+    "runs": {"objective_column": "feedback", "fidelity_column": "fidelity",
+             "time_column": "sim_time_s"},
+}
+
+COLUMN_DOCS: dict[str, dict[str, str]] = {
+    "archs": {
+        "space": "search space: 'tss' (topology) or 'sss' (size); partition folder",
+        "dataset": "dataset the cost was measured for (class count changes the head); partition folder",
+        "arch_index": "project architecture index (see spaces: base-5 ops / base-8 channels)",
+        "arch": "canonical architecture string, e.g. |nor_conv_3x3~0|+|...| or 8:16:32:64:64",
+        "iso_class": "isomorphism class id = smallest arch_index computing the same function",
+        "nats_index": "official NATS-Bench index; null when the row was not imported from NATS-Bench",
+        "params_m": "trainable parameters, millions",
+        "flops_m": "multiply-accumulates of one forward pass of one image, millions",
+        "latency_ms": "forward latency of one batch, milliseconds; null when not measured",
+    },
+    "epochs": {
+        "space": "search space; partition folder",
+        "dataset": "dataset name (NATS-Bench names: cifar10-valid, cifar10, cifar100, "
+                   "ImageNet16-120; ours: digits, fashion-mnist); partition folder",
+        "hp": "training recipe length in epochs (12 = search recipe H0, 200 = H1, 90 = H2); "
+              "partition folder",
+        "arch_index": "project architecture index",
+        "seed": "training seed; -1 = an aggregate published without per-seed values",
+        "epoch": "1-based number of training epochs completed when the metrics were taken",
+        "train_loss": "mean cross-entropy on the training split during that epoch",
+        "train_acc": "top-1 accuracy on the training split during that epoch, percent",
+        "valid_loss": "cross-entropy on the validation split after that epoch",
+        "valid_acc": "top-1 accuracy on the validation split after that epoch, percent "
+                     "(the searcher-visible objective)",
+        "test_loss": "cross-entropy on the test split after that epoch",
+        "test_acc": "top-1 accuracy on the test split after that epoch, percent (reporting only)",
+        "epoch_time_s": "training time of that one epoch, seconds",
+        "eval_time_s": "time of one evaluation pass over the validation split, seconds",
+        "status": "ok | diverged (loss not finite) | iso_copy (copied from an isomorphic twin) | "
+                  "no_path (no path from input to output: constant network) | imported",
+    },
+    "runs": {
+        "experiment": "experiment name; partition folder",
+        "searcher": "searcher name (random, rea, reinforce, bohb, tpe, ...)",
+        "space": "search space searched",
+        "dataset": "dataset searched",
+        "budget_s": "simulated time budget, seconds (null when the budget counts evaluations)",
+        "budget_evals": "evaluation budget; null when the budget is time",
+        "run_seed": "seed of this search run",
+        "event": "0-based index of the evaluation event within the run",
+        "sim_time_s": "simulated clock when the event completed, seconds",
+        "arch_index": "architecture evaluated at this event",
+        "fidelity": "epochs the architecture was trained for at this event",
+        "feedback": "value the searcher was told (validation accuracy, percent)",
+        "best_arch_index": "architecture the searcher believed best after this event",
+        "best_test_acc": "test accuracy of best_arch_index under the final recipe, percent",
+        "final_recipe_hp": "hp of the recipe best_test_acc is taken from",
+        "searcher_time_s": "real compute time spent in the searcher (not on the simulated clock)",
+        "wall_time_s": "real elapsed time since the run started, seconds",
+    },
+}
+
+# Partition values become folder names: keep them to characters that need no escaping anywhere.
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_+\-][A-Za-z0-9_.+\-]*$")
+
+
+def check_table(table: str) -> pa.Schema:
+    """Return the schema of ``table``; UserError naming the tables that exist otherwise."""
+    if table not in SCHEMAS:
+        raise UserError(f"unknown table {table!r}; the store has tables {', '.join(TABLES)}")
+    return SCHEMAS[table]
+
+
+def check_partition_value(column: str, value: Any) -> str:
+    """Render one partition value as its folder text, refusing values unsafe in a path."""
+    text = str(value)
+    if not _SAFE_VALUE.match(text):
+        raise UserError(
+            f"{column}={text!r} cannot be a partition folder name: use letters, digits and _ . + - "
+            "only, not starting with '.'")
+    return text
+
+
+def data_schema(table: str) -> pa.Schema:
+    """Schema of the columns physically stored in a file (the partition columns removed)."""
+    schema = check_table(table)
+    parts = set(PARTITION_COLUMNS[table])
+    return pa.schema([f for f in schema if f.name not in parts])
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    """Package version plus the git commit of this checkout, so a file says what produced it."""
+    try:
+        from importlib.metadata import version
+        pkg = version("natsflow")
+    except Exception:  # not installed (e.g. run from a source tree): still record the commit
+        pkg = "unknown"
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True)
+        commit = out.stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+        if dirty.stdout.strip():
+            commit += "-dirty"
+    except (OSError, subprocess.SubprocessError):
+        commit = "nogit"
+    return f"{pkg}+{commit}"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that can change numbers; torch only when the caller uses it."""
+    import numpy
+    import pandas
+    out = {"python": platform.python_version(), "numpy": numpy.__version__,
+           "pyarrow": pa.__version__, "pandas": pandas.__version__}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch"] = getattr(torch, "__version__", "unknown")
+    return out
+
+
+def provenance(table: str = "epochs", *, recipe: Mapping[str, Any] | None = None,
+               skeleton: Mapping[str, Any] | None = None, dataset_fingerprint: str | None = None,
+               objective_column: str | None = None, fidelity_column: str | None = None,
+               time_column: str | None = None, extra: Mapping[str, str] | None = None
+               ) -> dict[str, str]:
+    """Key/value metadata for one file: enough to tell later how its numbers were produced.
+
+    Values are strings (Parquet key/value metadata holds bytes); dicts are stored as sorted JSON
+    so that two files from the same recipe carry byte-identical recipe entries.
+    ``table`` only picks the default objective/fidelity/time columns.
+    """
+    check_table(table)
+    roles = dict(ROLE_COLUMNS[table])
+    for key, given in (("objective_column", objective_column),
+                       ("fidelity_column", fidelity_column), ("time_column", time_column)):
+        if given is not None:
+            if given and given not in SCHEMAS[table].names:
+                raise UserError(f"{key}={given!r} is not a column of table {table!r}; "
+                                f"columns: {', '.join(SCHEMAS[table].names)}")
+            roles[key] = given
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "code_version": _code_version(),
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "recipe": json.dumps(dict(recipe or {}), sort_keys=True, default=str),
+        "skeleton": json.dumps(dict(skeleton or {}), sort_keys=True, default=str),
+        "dataset_fingerprint": dataset_fingerprint or "",
+        "library_versions": json.dumps(library_versions(), sort_keys=True),
+        **roles,
+    }
+    for key, value in (extra or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise UserError(f"provenance extra entries must be str -> str, got {key!r}: {value!r}")
+        meta[key] = value
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# Where rows live on disk. Fragment names start with a 20-digit nanosecond timestamp taken when the
+# file became visible, so sorting names sorts fragments by write order ("the last written wins").
+FRAGMENT_SUFFIX = ".parquet"
+
+
+def is_fragment_name(name: str) -> bool:
+    """True for finished data files; in-flight writes (``.x.tmp``) and lock files are skipped."""
+    return (name.endswith(FRAGMENT_SUFFIX) and not name.startswith((".", "_"))
+            and not name.endswith(".tmp"))
+
+
+def partition_path(root: str | Path, table: str, values: Mapping[str, Any]) -> Path:
+    """Folder of one partition, e.g. ``root/epochs/space=tss/dataset=digits/hp=12``."""
+    check_table(table)
+    path = Path(root) / table
+    for col in PARTITION_COLUMNS[table]:
+        path = path / f"{col}={check_partition_value(col, values[col])}"
+    return path
+
+
+def _parse_partition_value(table: str, column: str, text: str) -> Any:
+    typ = SCHEMAS[table].field(column).type
+    if pa.types.is_integer(typ):
+        return int(text)
+    return text
+
+
+def iter_partitions(root: str | Path, table: str) -> list[tuple[dict[str, Any], Path]]:
+    """All partition folders of ``table`` (sorted), with their typed column values.
+
+    Only folder names are read: this is what makes ``Benchmark.open`` cheap. Folders that are not
+    ``column=value`` at the expected level (hidden folders, stray files) are ignored.
+    """
+    check_table(table)
+    levels: list[tuple[dict[str, Any], Path]] = [({}, Path(root) / table)]
+    for col in PARTITION_COLUMNS[table]:
+        nxt: list[tuple[dict[str, Any], Path]] = []
+        for values, folder in levels:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                name = entry.name
+                if not entry.is_dir() or name.startswith((".", "_")) or "=" not in name:
+                    continue
+                key, _, text = name.partition("=")
+                if key != col:
+                    continue
+                try:
+                    value = _parse_partition_value(table, col, text)
+                except ValueError:
+                    continue
+                nxt.append(({**values, col: value}, Path(entry.path)))
+        levels = nxt
+    return levels
+
+
+def list_fragments(folder: str | Path) -> list[Path]:
+    """Finished fragments of one partition folder, oldest first."""
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_file() and is_fragment_name(e.name)]
+    except FileNotFoundError:
+        return []
+    return [Path(folder) / n for n in sorted(names)]

@@ -1,0 +1,187 @@
+"""The writer's promises: exact schema, one atomic fragment per partition, lossless concurrent
+appends, and compaction that keeps the last written row per key."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmark_data import schema as S
+from benchmark_data import writer as W
+from spaces.errors import UserError
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in Path(root).rglob("*") if p.is_file() and not p.name.endswith(".lock"))
+
+
+def test_round_trip_through_pandas_keeps_types_partitions_and_provenance(tmp_path, epoch_rows):
+    rows = pd.concat([epoch_rows(dataset="digits"), epoch_rows(dataset="cifar10", hp=200, epochs=3)])
+    meta = S.provenance(recipe={"epochs": 12}, skeleton={"C": 16, "N": 5},
+                        dataset_fingerprint="abc")
+    paths = W.write_fragment(tmp_path, "epochs", rows, metadata=meta)
+    assert [p.parent.relative_to(tmp_path).as_posix() for p in paths] == [
+        "epochs/space=tss/dataset=cifar10/hp=200", "epochs/space=tss/dataset=digits/hp=12"]
+    back = pd.read_parquet(tmp_path / "epochs")
+    assert len(back) == len(rows)
+    got = back[back.dataset == "digits"].sort_values(["arch_index", "epoch"])
+    want = rows[rows.dataset == "digits"].sort_values(["arch_index", "epoch"])
+    np.testing.assert_allclose(got.valid_acc.to_numpy(), want.valid_acc.to_numpy(), rtol=1e-6)
+    file_schema = pq.read_schema(paths[1])
+    assert file_schema.field("epoch").type == pa.int16()
+    assert file_schema.field("valid_acc").type == pa.float32()
+    assert "space" not in file_schema.names  # partition columns live in the folder names only
+    kv = {k.decode(): v.decode() for k, v in file_schema.metadata.items()}
+    assert kv["schema_version"] == S.SCHEMA_VERSION
+    assert json.loads(kv["skeleton"]) == {"C": 16, "N": 5}
+    assert kv["objective_column"] == "valid_acc" and kv["table"] == "epochs"
+    assert json.loads(kv["partition"]) == {"space": "tss", "dataset": "digits", "hp": 12}
+    assert "+" in kv["code_version"]
+    assert not [p for p in _files(tmp_path) if p.name.endswith(".tmp")]
+
+
+def test_missing_optional_columns_become_nulls_and_ints_are_cast(tmp_path):
+    rows = pd.DataFrame({"space": ["tss"], "dataset": ["digits"], "hp": [12], "arch_index": [7.0],
+                         "seed": [0], "epoch": [1], "valid_acc": [55.5]})
+    (path,) = W.write_fragment(tmp_path, "epochs", rows, metadata={})
+    tbl = pq.read_table(path)
+    assert tbl["arch_index"].to_pylist() == [7]
+    assert tbl["test_acc"].null_count == 1 and tbl["status"].null_count == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epoch": [70000]}, "column 'epoch'"),
+    ({"arch_index": [1.5]}, "column 'arch_index'"),
+    ({"valid_acc": ["high"]}, "column 'valid_acc'"),
+    ({"status": ["great"]}, "unknown status value(s) ['great']"),
+    ({"valid_accuracy": [1.0]}, "no column(s) 'valid_accuracy'"),
+    ({"seed": [None]}, "column 'seed' of 'epochs' is a key column"),
+    ({"dataset": ["../escape"]}, "cannot be a partition folder name"),
+])
+def test_bad_rows_are_rejected_with_a_message_and_nothing_is_written(tmp_path, change, message):
+    base = {"space": ["tss"], "dataset": ["digits"], "hp": [12], "arch_index": [1], "seed": [0],
+            "epoch": [1], "valid_acc": [1.0], "status": ["ok"]}
+    with pytest.raises(UserError) as err:
+        W.write_fragment(tmp_path, "epochs", pd.DataFrame({**base, **change}), metadata={})
+    assert message in str(err.value)
+    assert _files(tmp_path) == []
+
+
+def test_bad_table_metadata_and_missing_key_column(tmp_path, epoch_rows):
+    with pytest.raises(UserError, match="unknown table 'epoch'.*archs, epochs, runs"):
+        W.write_fragment(tmp_path, "epoch", epoch_rows(), metadata={})
+    with pytest.raises(UserError, match="lack the required column 'seed'"):
+        W.write_fragment(tmp_path, "epochs", epoch_rows().drop(columns="seed"), metadata={})
+    with pytest.raises(UserError, match="str -> str"):
+        W.write_fragment(tmp_path, "epochs", epoch_rows(), metadata={"recipe": {"epochs": 12}})
+    with pytest.raises(UserError, match="schema_version"):
+        W.write_fragment(tmp_path, "epochs", epoch_rows(), metadata={"schema_version": "0.1"})
+    with pytest.raises(UserError, match="DataFrame or a pyarrow Table"):
+        W.write_fragment(tmp_path, "epochs", [{"space": "tss"}], metadata={})
+
+
+def test_a_write_that_fails_midway_leaves_no_file(tmp_path, epoch_rows, monkeypatch):
+    real = W.pq.write_table
+
+    def write_then_fail(table, where, **kw):  # a disk-full / crash after some bytes hit the disk
+        real(table, where, **kw)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(W.pq, "write_table", write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        W.write_fragment(tmp_path, "epochs", epoch_rows(), metadata={})
+    assert _files(tmp_path) == []
+
+
+def test_compact_keeps_the_last_written_row_per_key_and_removes_fragments(tmp_path, epoch_rows):
+    W.write_fragment(tmp_path, "epochs", epoch_rows(archs=(0, 1)), metadata={})
+    W.write_fragment(tmp_path, "epochs", epoch_rows(archs=(1, 2), offset=100), metadata={})
+    W.write_fragment(tmp_path, "epochs", epoch_rows(dataset="other", archs=(5,)), metadata={})
+    report = W.compact(tmp_path, "epochs")
+    assert (report.partitions, report.compacted, report.fragments_merged) == (2, 1, 2)
+    assert (report.rows_before, report.rows_after) == (12 + 4 * 12, 12 + 3 * 12)  # 1 dup arch
+    (merged,) = S.list_fragments(tmp_path / "epochs/space=tss/dataset=digits/hp=12")
+    tbl = pq.read_table(merged).to_pandas()
+    by_arch = tbl[tbl.epoch == 12].set_index("arch_index").valid_acc
+    np.testing.assert_allclose(by_arch.to_numpy(), [0.012, 101.012, 102.012], rtol=1e-6)
+    assert W.compact(tmp_path).compacted == 0  # nothing left to do: no churn
+
+
+def test_compact_merges_around_a_corrupt_fragment_and_reports_it(tmp_path, epoch_rows):
+    W.write_fragment(tmp_path, "epochs", epoch_rows(archs=(0,)), metadata={})
+    (good,) = W.write_fragment(tmp_path, "epochs", epoch_rows(archs=(1,)), metadata={})
+    bad = good.parent / "part-00000000000000000001-bad.parquet"
+    bad.write_bytes(good.read_bytes()[:100])  # truncated: a copy that was cut off
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = W.compact(tmp_path)
+    assert report.bad_files == [bad] and bad.exists()
+    assert any(str(bad) in str(w.message) for w in caught)
+    assert report.rows_after == 24 and report.fragments_merged == 2
+
+
+def test_compact_rejects_a_missing_folder(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        W.compact(tmp_path / "nope")
+
+
+def test_provenance_rejects_a_role_column_the_table_lacks():
+    with pytest.raises(UserError, match="objective_column='accuracy'"):
+        S.provenance("epochs", objective_column="accuracy")
+    assert S.provenance("runs")["objective_column"] == "feedback"
+
+
+# ------------------------------------------------------------------ concurrency (real processes)
+N_WRITERS, N_FRAGMENTS = 3, 8
+
+
+def _writer_process(root: str, worker: int) -> None:
+    from conftest import make_epoch_rows
+    for k in range(N_FRAGMENTS):
+        arch = worker * 100 + k
+        W.write_fragment(root, "epochs", make_epoch_rows(archs=(arch,), epochs=4),
+                         metadata=S.provenance())
+
+
+def _read_all(root: Path) -> pa.Table:
+    """What a reader sees now: every finished fragment, re-listing if compaction removed one."""
+    folder = root / "epochs/space=tss/dataset=digits/hp=12"
+    for _ in range(20):
+        try:
+            parts = [W.read_fragment(p, "epochs") for p in S.list_fragments(folder)]
+        except FileNotFoundError:
+            continue
+        tbl = pa.concat_tables(parts) if parts else S.data_schema("epochs").empty_table()
+        return W.dedupe_keep_last(tbl, ["arch_index", "seed", "epoch"])
+    raise AssertionError("the folder kept changing under the reader")
+
+
+def test_concurrent_writer_processes_with_compaction_lose_nothing(tmp_path):
+    ctx = mp.get_context("spawn")  # fork after pyarrow started its threads is unsafe
+    procs = [ctx.Process(target=_writer_process, args=(str(tmp_path), w)) for w in range(N_WRITERS)]
+    for p in procs:
+        p.start()
+    seen = 0
+    while any(p.is_alive() for p in procs):
+        # read_fragment raises UserError on a partial file: it must never see one
+        now = _read_all(tmp_path).num_rows
+        assert now >= seen, "rows disappeared while compacting"
+        seen = now
+        W.compact(tmp_path, "epochs")
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    W.compact(tmp_path)
+    final = _read_all(tmp_path)
+    want = {w * 100 + k for w in range(N_WRITERS) for k in range(N_FRAGMENTS)}
+    assert set(final["arch_index"].to_pylist()) == want
+    assert final.num_rows == len(want) * 4
+    assert len(S.list_fragments(tmp_path / "epochs/space=tss/dataset=digits/hp=12")) == 1
