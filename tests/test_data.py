@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import io
+import os
+import pickle
+import tarfile
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from spaces.errors import UserError
-from trainables.data import DATASETS, Dataset, Split, iterate_batches, load_dataset
+from trainables.data import DATASETS, Dataset, Split, cifar, fashion, files, imagenet16, iterate_batches, load_dataset
 from trainables.data.assemble import channel_stats, seeded_order, stratified_split
 
 
@@ -137,3 +144,245 @@ def test_bad_batch_arguments_are_user_errors(digits: Dataset) -> None:
         _batches(digits, digits.train, 0, shuffle=True, augment=False, batch_size=0)
     with pytest.raises(UserError, match="need a torch.Generator"):
         _batches(digits, digits.train, None, shuffle=True, augment=False)
+
+
+# ---------------------------------------------------------------- tiny files in the real formats
+def _unique_rows(n: int, width: int, start: int) -> np.ndarray:
+    """uint8 [n, width] rows whose first 3 bytes spell a global id, so splits can be checked for overlap."""
+    rng = np.random.default_rng(start)
+    rows = rng.integers(0, 256, (n, width), dtype=np.uint8)
+    ids = np.arange(start, start + n)
+    rows[:, 0], rows[:, 1], rows[:, 2] = ids >> 16, (ids >> 8) & 255, ids & 255
+    return rows
+
+
+def _ids(split: Split) -> set[int]:
+    flat = split.images.reshape(len(split), -1)[:, :3].long()
+    return set((flat[:, 0] * 65536 + flat[:, 1] * 256 + flat[:, 2]).tolist())
+
+
+def _assert_disjoint(ds: Dataset) -> None:
+    seen: set[int] = set()
+    for split in ds.splits().values():
+        ids = _ids(split)
+        assert len(ids) == len(split) and not ids & seen
+        seen |= ids
+
+
+def _write_idx(path, array: np.ndarray, gz: bool = True) -> None:
+    header = (0x800 | array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+
+
+def _write_fashion(folder, gz: bool = True) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, per_class, start in (("train", 6, 0), ("t10k", 2, 1000)):
+        labels = np.repeat(np.arange(10), per_class)
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte", _unique_rows(len(labels), 784, start).reshape(-1, 28, 28), gz)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, gz)
+
+
+@pytest.fixture
+def no_system_fashion(monkeypatch, tmp_path):
+    """Hide /usr/share/datasets/fashion-mnist so tests see only what they wrote."""
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "no-system-copy")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_reads_idx_files(tmp_path, no_system_fashion, gz: bool) -> None:
+    _write_fashion(tmp_path, gz)
+    ds = load_dataset("fashion-mnist", tmp_path)
+    assert [len(s) for s in (ds.train, ds.valid, ds.test)] == [50, 10, 20]
+    assert ds.train.images.shape[1:] == (1, 28, 28)
+    assert (ds.in_channels, ds.image_size, ds.crop_padding, ds.flip, ds.num_classes) == (1, 28, 3, True, 10)
+    assert torch.bincount(ds.valid.labels, minlength=10).tolist() == [1] * 10
+    _assert_disjoint(ds)
+    assert load_dataset("fashion-mnist", tmp_path).fingerprint == ds.fingerprint
+
+
+@pytest.mark.skipif(not fashion.SYSTEM_DIR.is_dir(), reason="package dataset-fashion-mnist not installed")
+def test_fashion_system_copy_has_the_documented_splits(tmp_path) -> None:
+    ds = load_dataset("fashion-mnist", tmp_path)  # empty data_dir -> falls back to the system copy
+    assert [len(s) for s in (ds.train, ds.valid, ds.test)] == [50000, 10000, 10000]
+    assert torch.bincount(ds.valid.labels).tolist() == [1000] * 10
+    assert abs(ds.mean[0] - 0.286) < 0.002
+
+
+def test_fashion_missing_partial_truncated_or_foreign_files(tmp_path, no_system_fashion) -> None:
+    with pytest.raises(UserError, match=r"fashion-mnist not found \(looked in .*dataset-fashion-mnist"):
+        load_dataset("fashion-mnist", tmp_path)
+    _write_fashion(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(UserError, match="only part of fashion-mnist.*t10k-labels-idx1-ubyte"):
+        load_dataset("fashion-mnist", tmp_path)
+    _write_fashion(tmp_path)
+    blob = (tmp_path / "train-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(UserError, match="truncated"):
+        load_dataset("fashion-mnist", tmp_path)
+    _write_fashion(tmp_path)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((60, 784)))  # 2-d: a labels-like file
+    with pytest.raises(UserError, match="not an IDX file of 3-d unsigned bytes.*holds something else"):
+        load_dataset("fashion-mnist", tmp_path)
+
+
+def test_fashion_download_verifies_md5(tmp_path, no_system_fashion, monkeypatch) -> None:
+    source = tmp_path / "mirror"
+    _write_fashion(source)
+    md5s = {stem: files.md5_of(source / f"{stem}.gz") for stem in fashion.FILES}
+    monkeypatch.setattr(fashion, "MIRRORS", (source.as_uri() + "/",))
+    monkeypatch.setattr(fashion, "FILES", md5s)
+    ds = load_dataset("fashion-mnist", tmp_path / "data", download=True)
+    assert len(ds.train) == 50 and (tmp_path / "data" / "fashion-mnist" / "train-images-idx3-ubyte.gz").is_file()
+
+    monkeypatch.setattr(fashion, "FILES", {**md5s, "t10k-images-idx3-ubyte": "0" * 32})
+    with pytest.raises(UserError, match="checksum mismatch"):
+        load_dataset("fashion-mnist", tmp_path / "other", download=True)
+    target = tmp_path / "other" / "fashion-mnist"
+    assert not (target / "t10k-images-idx3-ubyte.gz").exists()
+    assert not list(target.glob("*.part"))
+
+
+def _pickled_batch(data: np.ndarray, labels: np.ndarray, label_key: str, bytes_keys: bool) -> bytes:
+    entry = {"data": data, label_key: labels.tolist(), "batch_label": "tiny"}
+    if bytes_keys:  # Python 2 pickles decode to str keys, Python 3 writers may leave bytes
+        entry = {k.encode(): v for k, v in entry.items()}
+    return pickle.dumps(entry, protocol=2)
+
+
+def _cifar_members(release, per_class_train: int, per_class_test: int, bytes_keys: bool = False) -> dict[str, bytes]:
+    k = release.num_classes
+    members, start = {}, 0
+    names = [(n, per_class_train) for n in release.train] + [(n, per_class_test) for n in release.test]
+    for name, per_class in names:
+        labels = np.tile(np.arange(k), per_class)
+        members[name] = _pickled_batch(_unique_rows(len(labels), 3072, start), labels, release.label_key, bytes_keys)
+        start += len(labels)
+    members[release.meta] = pickle.dumps({release.meta_key: [f"class{i}" for i in range(k)]}, protocol=2)
+    return members
+
+
+def _write_tar(path, folder: str, members: dict[str, bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+
+
+def _write_folder(folder, members: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, blob in members.items():
+        (folder / name).write_bytes(blob)
+
+
+def test_cifar10_archive_and_folder_give_the_documented_splits(tmp_path) -> None:
+    members = _cifar_members(cifar.CIFAR10, per_class_train=2, per_class_test=3)
+    _write_tar(tmp_path / "a" / "cifar-10-python.tar.gz", "cifar-10-batches-py", members)
+    _write_folder(tmp_path / "b" / "cifar-10-batches-py", members)
+    valid = load_dataset("cifar10-valid", tmp_path / "a")
+    assert [len(s) for s in (valid.train, valid.valid, valid.test)] == [50, 50, 30]
+    assert torch.bincount(valid.train.labels).tolist() == [5] * 10
+    assert (valid.in_channels, valid.image_size, valid.crop_padding, valid.flip) == (3, 32, 4, True)
+    _assert_disjoint(valid)
+    assert load_dataset("cifar10-valid", tmp_path / "b").fingerprint == valid.fingerprint
+    full = load_dataset("cifar10", tmp_path / "b")
+    assert full.valid is None and [len(full.train), len(full.test)] == [100, 30]
+    assert full.fingerprint != valid.fingerprint
+    # Row layout: R, G, B planes of 32x32 -> [3, 32, 32].
+    first = pickle.loads(members["data_batch_1"])["data"][0]
+    assert torch.equal(full.train.images[0], torch.from_numpy(first.reshape(3, 32, 32)))
+
+
+def test_cifar100_splits_its_test_set(tmp_path) -> None:
+    _write_folder(tmp_path / "cifar-100-python", _cifar_members(cifar.CIFAR100, 1, 2, bytes_keys=True))
+    ds = load_dataset("cifar100", tmp_path)
+    assert [len(s) for s in (ds.train, ds.valid, ds.test)] == [100, 100, 100]
+    assert ds.num_classes == 100 and torch.bincount(ds.valid.labels).tolist() == [1] * 100
+    _assert_disjoint(ds)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_cifar_pickle_that_runs_code_is_refused(tmp_path) -> None:
+    members = _cifar_members(cifar.CIFAR10, 1, 1)
+    exploit = _Exploit()
+    exploit.marker = tmp_path / "pwned"
+    members["data_batch_3"] = pickle.dumps({"data": exploit, "labels": []}, protocol=2)
+    _write_folder(tmp_path / "cifar-10-batches-py", members)
+    with pytest.raises(UserError, match="data_batch_3 is not a plain data pickle.*refused global"):
+        load_dataset("cifar10", tmp_path)
+    assert not exploit.marker.exists()
+
+
+def test_cifar_missing_truncated_or_foreign_files(tmp_path) -> None:
+    with pytest.raises(UserError, match=r"CIFAR-10 not found \(looked for .*cifar-10-python.tar.gz"):
+        load_dataset("cifar10", tmp_path)
+    members = _cifar_members(cifar.CIFAR10, 1, 1)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    _write_tar(archive, "cifar-10-batches-py", members)
+    archive.write_bytes(archive.read_bytes()[:-200])
+    with pytest.raises(UserError, match="truncated or corrupt.*download=True"):
+        load_dataset("cifar10", tmp_path)
+    # CIFAR-100's meta where CIFAR-10 is expected.
+    foreign = dict(members, **{"batches.meta": pickle.dumps({"label_names": ["x"] * 100})})
+    _write_folder(tmp_path / "f" / "cifar-10-batches-py", foreign)
+    with pytest.raises(UserError, match="does not describe 10 classes.*holds something else"):
+        load_dataset("cifar10", tmp_path / "f")
+    # 16x16 rows in a CIFAR batch.
+    members["test_batch"] = _pickled_batch(np.zeros((4, 768), np.uint8), np.zeros(4, np.int64), "labels", False)
+    _write_folder(tmp_path / "g" / "cifar-10-batches-py", members)
+    with pytest.raises(UserError, match=r"should be uint8 \[N, 3072\]"):
+        load_dataset("cifar10", tmp_path / "g")
+
+
+def test_cifar_download_verifies_md5(tmp_path, monkeypatch) -> None:
+    served = tmp_path / "served.tar.gz"
+    _write_tar(served, "cifar-10-batches-py", _cifar_members(cifar.CIFAR10, 1, 1))
+    release = dataclasses.replace(cifar.CIFAR10, url=served.as_uri(), md5=files.md5_of(served))
+    monkeypatch.setattr(cifar, "CIFAR10", release)
+    ds = load_dataset("cifar10", tmp_path / "data", download=True)
+    assert len(ds.train) == 50 and (tmp_path / "data" / "cifar-10-python.tar.gz").is_file()
+    # An archive already there is verified too when download=True.
+    monkeypatch.setattr(cifar, "CIFAR10", dataclasses.replace(release, md5="f" * 32))
+    with pytest.raises(UserError, match="checksum mismatch.*delete it"):
+        load_dataset("cifar10", tmp_path / "data", download=True)
+
+
+def test_imagenet16_keeps_120_classes(tmp_path) -> None:
+    folder = tmp_path / "ImageNet16"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    start = 0
+    for name in (*imagenet16.TRAIN, imagenet16.VALID):
+        per_class = 2 if name == imagenet16.VALID else 1
+        labels = np.concatenate([np.tile(np.arange(1, 121), per_class), rng.integers(121, 1001, 7)])
+        if name != imagenet16.VALID:
+            labels = labels[rng.permutation(len(labels))[:40]]  # a few of each file
+        (folder / name).write_bytes(_pickled_batch(_unique_rows(len(labels), 768, start), labels, "labels", False))
+        start += len(labels)
+    ds = load_dataset("ImageNet16-120", tmp_path)
+    assert ds.num_classes == 120 and ds.train.images.shape[1:] == (3, 16, 16)
+    assert (ds.crop_padding, ds.flip) == (2, True)
+    assert [len(ds.valid), len(ds.test)] == [120, 120]
+    for split in ds.splits().values():
+        assert 0 <= split.labels.min() and split.labels.max() <= 119
+    assert 0 < len(ds.train) < 400
+    _assert_disjoint(ds)
+
+
+def test_imagenet16_missing_files_say_how_to_get_them(tmp_path) -> None:
+    with pytest.raises(UserError, match="ImageNet16 not found.*image-net.org"):
+        load_dataset("ImageNet16-120", tmp_path, download=True)
+    (tmp_path / "ImageNet16").mkdir()
+    (tmp_path / "ImageNet16" / "val_data").write_bytes(b"")
+    with pytest.raises(UserError, match="only part of ImageNet16.*train_data_batch_1"):
+        load_dataset("ImageNet16-120", tmp_path)

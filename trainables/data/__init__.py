@@ -14,7 +14,7 @@ import torch
 
 from spaces.errors import UserError
 
-from . import digits
+from . import cifar, digits, fashion, imagenet16
 from .assemble import SPLIT_SEED
 from .batches import iterate_batches
 from .types import Dataset, Split
@@ -23,9 +23,14 @@ __all__ = ["DATASETS", "SPLIT_SEED", "Dataset", "Split", "iterate_batches", "loa
 
 DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 
-# name -> loader(data_dir, download, device); only digits needs no files.
+# name -> loader(data_dir, download, device); only digits needs no files (it ships with sklearn).
 _LOADERS: dict[str, Callable[[Path | None, bool, str | torch.device], Dataset]] = {
     "digits": lambda data_dir, download, device: digits.load(device),
+    "fashion-mnist": fashion.load,
+    "cifar10-valid": cifar.load_cifar10_valid,
+    "cifar10": cifar.load_cifar10,
+    "cifar100": cifar.load_cifar100,
+    "ImageNet16-120": imagenet16.load,
 }
 
 
@@ -44,7 +49,4 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    loader = _LOADERS.get(name)
-    if loader is None:
-        raise UserError(f"dataset {name!r} is not available in this version yet; use 'digits'")
-    return loader(Path(data_dir).expanduser() if data_dir is not None else None, download, device)
+    return _LOADERS[name](Path(data_dir).expanduser() if data_dir is not None else None, download, device)

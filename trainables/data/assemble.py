@@ -92,8 +92,13 @@ def make_split(images: np.ndarray, labels: np.ndarray, index: np.ndarray | None 
     """A ``Split`` from numpy arrays (optionally a subset), as owned contiguous tensors."""
     if index is not None:
         images, labels = images[index], labels[index]
-    return Split(torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)),
-                 torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)))
+    return Split(_owned(images, np.uint8), _owned(labels, np.int64))
+
+
+def _owned(array: np.ndarray, dtype: type) -> torch.Tensor:
+    # Readers hand out read-only views of file buffers; tensors must own writable memory.
+    array = np.ascontiguousarray(array, dtype=dtype)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
 def make_dataset(
