@@ -237,6 +237,10 @@ def read_fragment(path: Path, table: str, columns: list[str] | None = None) -> p
     except (OSError, pa.ArrowException) as exc:
         raise UserError(f"corrupt or truncated Parquet file {path}: {exc}; delete it (or restore "
                         "it) and re-run the step that wrote it") from exc
+    version = meta.get(b"schema_version", b"").decode()
+    if version and version.split(".")[0] != S.SCHEMA_VERSION.split(".")[0]:
+        raise UserError(f"file {path} has schema_version {version}, this code reads "
+                        f"{S.SCHEMA_VERSION}; upgrade the code (or re-import the data)")
     try:
         out = conform(table, tbl, stored=True, columns=columns)
     except UserError as exc:

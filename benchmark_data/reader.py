@@ -1,0 +1,565 @@
+"""Lazy, cached query API over a store: the tabular benchmark as dense NumPy arrays.
+
+The NATS-Bench API loads everything into Python dicts up front (tens of GB, minutes). Here
+``Benchmark.open`` only lists partition folders; the first query into a (space, dataset, hp)
+reads that partition's key columns once, and each metric column is read once and scattered into a
+dense float32 array ``[space.size, n_seeds, n_epochs]`` indexed by the project arch_index (NaN
+where nothing was recorded). Every later query is NumPy indexing, so a simulator can replay
+hundreds of searches per second and vectorized queries cost microseconds.
+
+A partition is read from a fixed list of files (a snapshot): finished fragments never change, so
+two columns read at different times still line up. Files added after the first read of a
+partition are not seen by this object (open the store again). If a concurrent compaction removes
+a file of the snapshot, the partition is simply re-listed; rows that compaction merged are
+identical, and duplicates are resolved as in ``compact`` (the last written row wins).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from spaces.errors import UserError
+
+from . import schema as S
+from .writer import dedupe_keep_last, read_fragment
+
+EMBEDDED_ROOT = Path(__file__).resolve().parent / "embedded"
+# The dataset whose validation split NATS-Bench uses as search feedback for a given dataset.
+FEEDBACK_DATASET = {"cifar10": "cifar10-valid"}
+_LOWER_IS_BETTER = ("train_loss", "valid_loss", "test_loss", "epoch_time_s", "eval_time_s")
+_MAX_RELISTS = 10
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One metric of one (space, dataset, hp) as a dense array; shared, do not modify in place.
+
+    values[a, s, e - 1] is the metric of arch ``a`` trained with seed ``seeds[s]`` after ``e``
+    epochs (``epochs[e - 1] == e``). ``present[a]`` says whether arch ``a`` has any row at all,
+    ``seed_present[a, s]`` whether it has rows for that seed (a NaN value with ``present`` true is
+    a recorded gap, e.g. a metric the source did not publish).
+    """
+    values: np.ndarray
+    seeds: np.ndarray
+    epochs: np.ndarray
+    present: np.ndarray
+    seed_present: np.ndarray
+
+
+def _as_rng(rng: Any) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise UserError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
+
+
+def _dense_positions(lin: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to keep (last occurrence of each position) and their positions in the dense array."""
+    if lin.size == 0:
+        return np.zeros(0, np.int64), lin
+    if np.bincount(lin, minlength=total).max() <= 1:  # the usual case: compacted, no duplicates
+        return np.arange(lin.size), lin
+    _, first_in_reversed = np.unique(lin[::-1], return_index=True)
+    keep = np.sort(lin.size - 1 - first_in_reversed)
+    return keep, lin[keep]
+
+
+class _Partition:
+    """The files of one partition and the mapping of their rows into a dense array."""
+
+    def __init__(self, bench: "Benchmark", table: str, values: dict[str, Any], folder: Path,
+                 size: int):
+        self.bench, self.table, self.values, self.folder, self.size = bench, table, values, folder, size
+        self.files: list[Path] | None = None
+        self.cache: dict[Any, Any] = {}
+
+    @property
+    def label(self) -> str:
+        return "/".join(f"{k}={v}" for k, v in self.values.items())
+
+    # --- reading, with bad-file and concurrent-compaction handling ----------------------------
+    def _read_columns(self, columns: list[str], files: list[Path]) -> list[pa.Table] | None:
+        """Tables of ``columns`` for ``files``; None if the snapshot went stale (re-list)."""
+        out = []
+        for path in files:
+            try:
+                out.append(read_fragment(path, self.table, columns))
+            except FileNotFoundError:
+                return None
+            except UserError as exc:
+                self.bench._bad_file(path, exc)
+                return None
+        return out
+
+    def _key_columns(self) -> list[str]:
+        return [k for k in S.KEY_COLUMNS[self.table] if k not in S.PARTITION_COLUMNS[self.table]]
+
+    def _ensure_layout(self) -> None:
+        if self.files is not None:
+            return
+        keys = self._key_columns()
+        for _ in range(_MAX_RELISTS):
+            files = [p for p in S.list_fragments(self.folder) if p not in self.bench._bad_set]
+            tables = self._read_columns(keys, files)
+            if tables is None:
+                continue
+            problem = self._check_keys(tables, files)
+            if problem is not None:
+                self.bench._bad_file(*problem)
+                continue
+            self.files = files
+            self._build_layout(tables)
+            return
+        raise UserError(f"the files of {self.folder} kept changing while being read; "
+                        "retry when the writers or compaction have finished")
+
+    def _check_keys(self, tables: list[pa.Table], files: list[Path]):
+        for tbl, path in zip(tables, files):
+            arch = tbl["arch_index"].to_numpy()
+            if arch.size and (arch.min() < 0 or arch.max() >= self.size):
+                return path, UserError(f"file {path} has arch_index values outside 0.."
+                                       f"{self.size - 1} of space {self.values['space']!r}")
+            if "epoch" in tbl.column_names and tbl.num_rows and \
+                    tbl["epoch"].to_numpy().min() < 1:
+                return path, UserError(f"file {path} has epoch values below 1 (epochs are 1-based)")
+        return None
+
+    def _build_layout(self, tables: list[pa.Table]) -> None:
+        cols = {c: np.concatenate([t[c].to_numpy() for t in tables]) if tables else np.zeros(0, int)
+                for c in self._key_columns()}
+        arch = cols["arch_index"].astype(np.int64)
+        if self.table == "epochs":
+            self.seeds = np.unique(cols["seed"]).astype(np.int32)
+            self.n_epochs = int(cols["epoch"].max()) if arch.size else 0
+            seed_pos = np.searchsorted(self.seeds, cols["seed"])
+            self.shape = (self.size, len(self.seeds), self.n_epochs)
+            lin = (arch * len(self.seeds) + seed_pos) * self.n_epochs + (cols["epoch"] - 1)
+        else:
+            self.shape = (self.size,)
+            lin = arch
+        total = int(np.prod(self.shape))
+        self.keep, self.lin = _dense_positions(lin.astype(np.int64), total)
+        self.n_rows = self.keep.size
+        self.present = np.zeros(self.size, bool)
+        self.present[arch] = True
+        if self.table == "epochs":
+            self.seed_present = np.zeros(self.shape[:2], bool)
+            self.seed_present[arch, seed_pos] = True
+            self.seed_lookup = {int(s): i for i, s in enumerate(self.seeds)}
+        self.cache.clear()
+
+    def column(self, name: str, fill: float = np.nan, dtype: Any = np.float32) -> np.ndarray:
+        """Dense array of one column (read once, then cached)."""
+        self._ensure_layout()
+        if name in self.cache:
+            return self.cache[name]
+        for _ in range(_MAX_RELISTS):
+            tables = self._read_columns([name], self.files)
+            if tables is not None:
+                break
+            self.files = None  # snapshot stale or a file turned out corrupt: rebuild it
+            self._ensure_layout()
+        else:
+            raise UserError(f"the files of {self.folder} kept changing while being read; retry")
+        raw = np.concatenate([t[name].to_numpy(zero_copy_only=False) for t in tables]) \
+            if tables else np.zeros(0, dtype)
+        dense = np.full(int(np.prod(self.shape)), fill, dtype)
+        dense[self.lin] = raw[self.keep]
+        dense = dense.reshape(self.shape)
+        dense.flags.writeable = False  # shared with every caller: keep it immutable
+        self.cache[name] = dense
+        return dense
+
+    def derived(self, key: Any, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """Cache an array computed from columns (seed means, cumulative times)."""
+        self._ensure_layout()
+        if key not in self.cache:
+            arr = make()
+            arr.flags.writeable = False
+            self.cache[key] = arr
+        return self.cache[key]
+
+    def table_frame(self) -> pd.DataFrame:
+        """All rows of the partition, deduplicated, as a DataFrame (partition columns added)."""
+        for _ in range(_MAX_RELISTS):
+            files = [p for p in S.list_fragments(self.folder) if p not in self.bench._bad_set]
+            tables = self._read_columns(None, files)
+            if tables is not None:
+                break
+        else:
+            raise UserError(f"the files of {self.folder} kept changing while being read; retry")
+        tbl = pa.concat_tables([t.replace_schema_metadata(None) for t in tables]) if tables \
+            else S.data_schema(self.table).empty_table()
+        tbl = dedupe_keep_last(tbl, self._key_columns())
+        frame = tbl.to_pandas()
+        for col, value in self.values.items():
+            frame.insert(0, col, value)
+        return frame
+
+
+class Benchmark:
+    """Read-only view of a store: see the module docstring for what is read when."""
+
+    def __init__(self, root: Path, strict: bool):
+        self.root = root
+        self.strict = strict
+        self.bad_files: list[Path] = []
+        self._bad_set: set[Path] = set()
+        self._epochs: dict[tuple[str, str, int], _Partition] = {}
+        self._archs: dict[tuple[str, str], _Partition] = {}
+        self._runs: dict[str, Path] = {}
+
+    # --- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path | None = None, *, strict: bool = False) -> "Benchmark":
+        """Open a store by listing its partition folders (reads no file)."""
+        if path is None:
+            root = EMBEDDED_ROOT
+            if not any(S.iter_partitions(root, "epochs")):
+                raise UserError(f"the embedded benchmark is missing ({root} has no epochs "
+                                "partitions); build it with `python -m benchmark_data build` "
+                                "(see --help) or pass the path of a store")
+        else:
+            root = Path(path).expanduser()
+            if not root.is_dir():
+                raise UserError(f"store folder {root} does not exist; pass the folder that holds "
+                                "archs/, epochs/ and runs/")
+            if not any((root / t).is_dir() for t in S.TABLES):
+                raise UserError(f"{root} is not a store: it has none of the folders "
+                                f"{', '.join(t + '/' for t in S.TABLES)}")
+        bench = cls(root.resolve(), strict)
+        bench._list()
+        return bench
+
+    def _list(self) -> None:
+        from spaces import get_space
+        sizes: dict[str, int] = {}
+
+        def size(space: str) -> int:
+            if space not in sizes:
+                sizes[space] = get_space(space).size
+            return sizes[space]
+
+        for values, folder in S.iter_partitions(self.root, "epochs"):
+            key = (values["space"], values["dataset"], values["hp"])
+            self._epochs[key] = _Partition(self, "epochs", values, folder, size(key[0]))
+        for values, folder in S.iter_partitions(self.root, "archs"):
+            key = (values["space"], values["dataset"])
+            self._archs[key] = _Partition(self, "archs", values, folder, size(key[0]))
+        for values, folder in S.iter_partitions(self.root, "runs"):
+            self._runs[values["experiment"]] = folder
+
+    def _bad_file(self, path: Path, exc: UserError) -> None:
+        if self.strict:
+            raise exc
+        warnings.warn(f"skipping {path}: {exc}", stacklevel=4)
+        if path not in self._bad_set:
+            self._bad_set.add(path)
+            self.bad_files.append(path)
+
+    # --- what is there ------------------------------------------------------------------------
+    def spaces(self) -> list[str]:
+        return sorted({k[0] for k in self._epochs} | {k[0] for k in self._archs})
+
+    def datasets(self, space: str) -> list[str]:
+        self._check_space(space)
+        return sorted({k[1] for k in self._epochs if k[0] == space}
+                      | {k[1] for k in self._archs if k[0] == space})
+
+    def hps(self, space: str, dataset: str) -> list[int]:
+        self._check_dataset(space, dataset)
+        return sorted(k[2] for k in self._epochs if k[:2] == (space, dataset))
+
+    def seeds(self, space: str, dataset: str, hp: int) -> list[int]:
+        part = self._part(space, dataset, hp)
+        part._ensure_layout()
+        return part.seeds.tolist()
+
+    def num_epochs(self, space: str, dataset: str, hp: int) -> int:
+        """Largest epoch recorded (normally ``hp``; less if training was cut short)."""
+        part = self._part(space, dataset, hp)
+        part._ensure_layout()
+        return part.n_epochs
+
+    def archs(self, space: str, dataset: str, hp: int) -> np.ndarray:
+        """Project arch indices that have at least one row in this (space, dataset, hp)."""
+        part = self._part(space, dataset, hp)
+        part._ensure_layout()
+        return np.flatnonzero(part.present).astype(np.int32)
+
+    def metadata(self, space: str, dataset: str, hp: int) -> dict[str, str]:
+        """Provenance of the newest file of the partition (footer only, no data read)."""
+        import pyarrow.parquet as pq
+        part = self._part(space, dataset, hp)
+        for path in reversed(S.list_fragments(part.folder)):
+            if path in self._bad_set:
+                continue
+            try:
+                meta = pq.read_schema(path).metadata or {}
+            except FileNotFoundError:
+                continue
+            except (OSError, pa.ArrowException) as exc:
+                self._bad_file(path, UserError(f"corrupt or truncated Parquet file {path}: {exc}"))
+                continue
+            return {k.decode(): v.decode() for k, v in meta.items() if k != b"ARROW:schema"}
+        return {}
+
+    def experiments(self) -> list[str]:
+        return sorted(self._runs)
+
+    def partitions(self, table: str) -> list[tuple[dict[str, Any], Path]]:
+        """Partition values and folders of a table (for ``info``-style tools)."""
+        S.check_table(table)
+        return S.iter_partitions(self.root, table)
+
+    # --- validation ---------------------------------------------------------------------------
+    def _check_space(self, space: str) -> None:
+        if space not in self.spaces():
+            raise UserError(f"space {space!r} is not in the store {self.root}; it has: "
+                            f"{', '.join(self.spaces()) or 'nothing'}")
+
+    def _check_dataset(self, space: str, dataset: str) -> None:
+        datasets = self.datasets(space)
+        if dataset not in datasets:
+            raise UserError(f"dataset {dataset!r} is not in the store for space {space!r}; "
+                            f"it has: {', '.join(datasets)}")
+
+    def _part(self, space: str, dataset: str, hp: int) -> _Partition:
+        try:
+            return self._epochs[(space, dataset, hp)]
+        except (KeyError, TypeError):
+            pass
+        hps = self.hps(space, dataset)
+        raise UserError(f"hp={hp!r} is not in the store for {space}/{dataset}; it has hp "
+                        f"{', '.join(map(str, hps)) or 'none (only architecture costs)'}")
+
+    def _arch_part(self, space: str, dataset: str) -> _Partition:
+        try:
+            return self._archs[(space, dataset)]
+        except KeyError:
+            self._check_dataset(space, dataset)
+            have = sorted(k[1] for k in self._archs if k[0] == space)
+            raise UserError(f"the store has no architecture costs for {space}/{dataset}; it has "
+                            f"them for: {', '.join(have) or 'no dataset'}") from None
+
+    @staticmethod
+    def _metric_names(columns: Sequence[str] | None) -> tuple[str, ...]:
+        if columns is None:
+            return S.EPOCH_METRICS
+        bad = [c for c in columns if c not in S.EPOCH_METRICS]
+        if bad:
+            raise UserError(f"unknown metric(s) {bad}; metrics: {', '.join(S.EPOCH_METRICS)}")
+        return tuple(columns)
+
+    @staticmethod
+    def _archs_arg(part: _Partition, arch_index: Any) -> tuple[np.ndarray, bool]:
+        scalar = np.ndim(arch_index) == 0
+        arr = np.asarray(arch_index)
+        if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+            raise UserError(f"arch_index must be an integer (or array of integers), got {arch_index!r}; "
+                            "parse arch strings with spaces.get_space(name).parse(s)")
+        if arr.size and (arr.min() < 0 or arr.max() >= part.size):
+            bad = arr[(arr < 0) | (arr >= part.size)].ravel()[:5].tolist()
+            raise UserError(f"arch_index {bad} outside 0..{part.size - 1} of space "
+                            f"{part.values['space']!r}")
+        part._ensure_layout()
+        if arr.size and not part.present[arr].all():
+            missing = arr[~part.present[arr]].ravel()[:5].tolist()
+            raise UserError(f"arch_index {missing} has no rows in {part.label} "
+                            f"({int(part.present.sum())} of {part.size} archs are present; "
+                            "Benchmark.archs(...) lists them)")
+        return arr, scalar
+
+    @staticmethod
+    def _epochs_arg(part: _Partition, epoch: Any) -> tuple[np.ndarray | int, bool]:
+        if epoch is None:
+            return part.n_epochs, True
+        arr = np.asarray(epoch)
+        if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+            raise UserError(f"epoch must be an integer (1-based), got {epoch!r}")
+        if arr.size and (arr.min() < 1 or arr.max() > part.n_epochs):
+            raise UserError(f"epoch {epoch!r} outside 1..{part.n_epochs} recorded for {part.label}"
+                            " (epochs are 1-based: the number of training epochs completed)")
+        return arr, np.ndim(epoch) == 0
+
+    def _seed_positions(self, part: _Partition, arch: np.ndarray, seed: Any, rng: Any
+                        ) -> np.ndarray | None:
+        """Seed axis position per query; None means the mean over seeds."""
+        if isinstance(seed, str):
+            if seed == "mean":
+                return None
+            if seed == "random":
+                # one seed per query, uniformly among the seeds this arch was trained with,
+                # drawn from the caller's generator so that a replay is deterministic
+                mask = part.seed_present[arch]
+                counts = mask.sum(axis=-1)
+                pick = _as_rng(rng).integers(0, counts)
+                return np.argmax(np.cumsum(mask, axis=-1) > np.expand_dims(pick, -1), axis=-1)
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            pos = part.seed_lookup.get(int(seed))
+            if pos is not None:
+                return np.full(arch.shape, pos)
+        raise UserError(f"seed {seed!r} is not available for {part.label}; use an int from "
+                        f"{part.seeds.tolist()}, 'mean' or 'random'")
+
+    # --- queries ------------------------------------------------------------------------------
+    def curve(self, space: str, dataset: str, hp: int, metric: str) -> Curve:
+        """Dense array of one metric for every arch, seed and epoch (cached)."""
+        (metric,) = self._metric_names([metric])
+        part = self._part(space, dataset, hp)
+        values = part.column(metric)
+        return Curve(values, part.seeds, np.arange(1, part.n_epochs + 1, dtype=np.int16),
+                     part.present, part.seed_present)
+
+    def _mean(self, part: _Partition, metric: str) -> np.ndarray:
+        def make() -> np.ndarray:
+            values = part.column(metric)
+            if values.shape[1] == 1:
+                return values[:, 0, :]
+            with warnings.catch_warnings():  # all-NaN (never recorded) stays NaN, silently
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.nanmean(values, axis=1).astype(np.float32)
+        return part.derived(("mean", metric), make)
+
+    def metrics(self, space: str, dataset: str, hp: int, arch_index: Any, epoch: Any = None,
+                seed: int | str = "mean", rng: Any = None, *,
+                columns: Sequence[str] | None = None) -> dict[str, np.ndarray | float]:
+        """Metrics of architectures at an epoch (default: the last recorded).
+
+        ``arch_index`` and ``epoch`` broadcast against each other; scalars give floats.
+        ``seed``: an int (that training seed), "mean" (NaN-ignoring mean over seeds) or "random"
+        (one seed per query drawn from ``rng``, the same seed for every metric of a query).
+        ``columns`` limits the metrics computed (and read).
+        """
+        part = self._epochs.get((space, dataset, hp)) or self._part(space, dataset, hp)
+        names = self._metric_names(columns)
+        # The hot path of a simulator (one arch, seed mean): plain ints, no array machinery.
+        # Anything unusual falls through to the general path, which also produces the errors.
+        if (seed == "mean" and isinstance(arch_index, (int, np.integer)) and part.files is not None
+                and (epoch is None or isinstance(epoch, (int, np.integer)))
+                and not isinstance(arch_index, bool) and not isinstance(epoch, bool)):
+            a, e = int(arch_index), part.n_epochs if epoch is None else int(epoch)
+            if 0 <= a < part.size and part.present[a] and 1 <= e <= part.n_epochs:
+                out = {}
+                for m in names:
+                    arr = part.cache.get(("mean", m))
+                    if arr is None:
+                        arr = self._mean(part, m)
+                    out[m] = float(arr[a, e - 1])
+                return out
+        arch, scalar_a = self._archs_arg(part, arch_index)
+        ep, scalar_e = self._epochs_arg(part, epoch)
+        arch, ep = np.broadcast_arrays(arch, ep)
+        pos = self._seed_positions(part, arch, seed, rng)
+        out: dict[str, Any] = {}
+        for m in names:
+            if pos is None:
+                val = self._mean(part, m)[arch, ep - 1]
+            else:
+                val = part.column(m)[arch, pos, ep - 1]
+            out[m] = float(val) if val.ndim == 0 else val
+        return out
+
+    def cost(self, space: str, dataset: str, arch_index: Any) -> dict[str, np.ndarray | float]:
+        """params_m, flops_m and latency_ms of architectures (NaN where not measured)."""
+        part = self._arch_part(space, dataset)
+        arch, scalar = self._archs_arg(part, arch_index)
+        out: dict[str, Any] = {}
+        for col in S.ARCH_COSTS:
+            val = part.column(col)[arch]
+            out[col] = float(val) if scalar else val
+        return out
+
+    def arch_table(self, space: str, dataset: str) -> pd.DataFrame:
+        """The deduplicated ``archs`` rows of (space, dataset), e.g. for NATS index mapping."""
+        return self._arch_part(space, dataset).table_frame()
+
+    def best(self, space: str, dataset: str, hp: int, metric: str = "test_acc",
+             epoch: int | None = None) -> tuple[int, float]:
+        """The architecture with the best seed-mean ``metric`` at ``epoch`` (default: last).
+
+        Losses and times are minimised, accuracies maximised. Ties go to the smallest index.
+        """
+        (metric,) = self._metric_names([metric])
+        part = self._part(space, dataset, hp)
+        part._ensure_layout()
+        ep, _ = self._epochs_arg(part, epoch)
+        column = self._mean(part, metric)[:, int(ep) - 1]
+        if np.isnan(column).all():
+            raise UserError(f"no architecture has a {metric} value at epoch {int(ep)} in {part.label}")
+        pick = np.nanargmin if metric in _LOWER_IS_BETTER else np.nanargmax
+        arch = int(pick(column))
+        return arch, float(column[arch])
+
+    def feedback_dataset(self, space: str, dataset: str, hp: int) -> str:
+        """Where a search on ``dataset`` reads validation accuracy and time, as NATS-Bench:
+        ``cifar10`` searches use ``cifar10-valid`` (trained on 25K, validated on the other 25K)
+        when the store has it, since ``cifar10`` itself is trained on all 50K."""
+        alt = FEEDBACK_DATASET.get(dataset)
+        if alt is not None and (space, alt, hp) in self._epochs:
+            return alt
+        self._part(space, dataset, hp)
+        return dataset
+
+    def time_cost_curve(self, space: str, dataset: str, hp: int) -> Curve:
+        """Seconds NATS-Bench charges for training to epoch e and evaluating once, per arch/seed:
+        the training times of epochs 1..e plus the mean validation-pass time over epochs 1..e
+        (NATS' ``train-all-time + valid-per-time``). float64: these are summed by the simulator."""
+        part = self._part(space, dataset, hp)
+
+        def make() -> np.ndarray:
+            train = np.cumsum(part.column("epoch_time_s"), axis=-1, dtype=np.float64)
+            evals = np.cumsum(part.column("eval_time_s"), axis=-1, dtype=np.float64)
+            return train + evals / np.arange(1, part.n_epochs + 1)
+        values = part.derived("time_cost", make)
+        return Curve(values, part.seeds, np.arange(1, part.n_epochs + 1, dtype=np.int16),
+                     part.present, part.seed_present)
+
+    def simulate_train_eval(self, space: str, arch_index: Any, dataset: str, hp: int = 12,
+                            epoch: int | None = None, rng: Any = None
+                            ) -> tuple[Any, Any, Any]:
+        """(valid_acc, latency_ms, time_cost_s) of training ``arch_index`` to ``epoch``.
+
+        As NATS-Bench's ``simulate_train_eval``: one training seed drawn at random (from ``rng``),
+        feedback from ``feedback_dataset`` (cifar10 -> cifar10-valid), time = training time up to
+        the epoch plus one validation pass, latency of the requested dataset (NaN when the store
+        has no latency for it). Unlike NATS-Bench, no clock is kept here: the caller sums times.
+        """
+        fb = self.feedback_dataset(space, dataset, hp)
+        part = self._part(space, fb, hp)
+        arch, scalar_a = self._archs_arg(part, arch_index)
+        ep, scalar_e = self._epochs_arg(part, epoch)
+        arch, ep = np.broadcast_arrays(arch, ep)
+        pos = self._seed_positions(part, arch, "random", rng)
+        valid = part.column("valid_acc")[arch, pos, ep - 1]
+        cost = self.time_cost_curve(space, fb, hp).values[arch, pos, ep - 1]
+        if (space, dataset) in self._archs:
+            latency = self._archs[(space, dataset)].column("latency_ms")[arch]
+        else:
+            latency = np.full(arch.shape, np.nan, np.float32)
+        if scalar_a and scalar_e:
+            return float(valid), float(latency), float(cost)
+        return valid, latency, cost
+
+    def runs(self, experiment: str | None = None) -> pd.DataFrame:
+        """Rows of the ``runs`` table (one experiment, or all), deduplicated, in key order."""
+        names = self.experiments() if experiment is None else [experiment]
+        frames = []
+        for name in names:
+            if name not in self._runs:
+                raise UserError(f"experiment {name!r} is not in the store; it has: "
+                                f"{', '.join(self.experiments()) or 'none'}")
+            part = _Partition(self, "runs", {"experiment": name}, self._runs[name], 0)
+            frames.append(part.table_frame())
+        if not frames:
+            return S.SCHEMAS["runs"].empty_table().to_pandas()
+        out = pd.concat(frames, ignore_index=True)[S.SCHEMAS["runs"].names]
+        return out.sort_values(list(S.KEY_COLUMNS["runs"]), kind="stable", ignore_index=True)
