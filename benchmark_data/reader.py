@@ -312,6 +312,24 @@ class Benchmark:
             return {k.decode(): v.decode() for k, v in meta.items() if k != b"ARROW:schema"}
         return {}
 
+    def row_counts(self, table: str) -> list[tuple[dict[str, Any], int, int]]:
+        """(partition values, files, rows) per partition, from the file footers only."""
+        import pyarrow.parquet as pq
+        out = []
+        for values, folder in self.partitions(table):
+            files = [p for p in S.list_fragments(folder) if p not in self._bad_set]
+            rows = 0
+            for path in files:
+                try:
+                    rows += pq.read_metadata(path).num_rows
+                except FileNotFoundError:  # compacted away meanwhile: its rows are elsewhere
+                    continue
+                except (OSError, pa.ArrowException) as exc:
+                    self._bad_file(path, UserError(f"corrupt or truncated Parquet file {path}: "
+                                                   f"{exc}"))
+            out.append((values, len(files), rows))
+        return out
+
     def experiments(self) -> list[str]:
         return sorted(self._runs)
 
