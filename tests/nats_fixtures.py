@@ -58,12 +58,18 @@ def _curve(rng: np.random.Generator, final: float, epochs: int, rising: bool) ->
     return out
 
 
+# Sets that NAS-Bench-201-era ("old") records evaluated only after the last epoch.
+OLD_STYLE_LAST_ONLY = {"cifar10-valid": ("ori-test",), "cifar100": ("x-valid", "x-test"),
+                       "ImageNet16-120": ("x-valid", "x-test")}
+
+
 def make_result(arch_str: str, dataset: str, seed: int, epochs: int, arch_i: int, space: str,
-                sparse_test: bool = False) -> ResultsCount:
+                old_style: bool = False) -> ResultsCount:
     """One trial, made the way NATS-Bench's collection script makes it.
 
-    ``sparse_test``: evaluate the "ori-test" set only after the last epoch, like NAS-Bench-201's
-    older records (the official API then omits test keys at earlier epochs).
+    ``old_style``: evaluate the sets of ``OLD_STYLE_LAST_ONLY`` only after the last epoch, as
+    NATS-Bench's collection script does for records of the older training code (the official
+    API then leaves those sets out at earlier epochs).
     """
     rng = np.random.default_rng([arch_i, seed, epochs, len(dataset)])
     quality = 70.0 + 25.0 * ((arch_i * 37) % 11) / 10.0
@@ -97,14 +103,13 @@ def make_result(arch_str: str, dataset: str, seed: int, epochs: int, arch_i: int
         for e in range(epochs):
             accs[f"{name}@{e}"], losses[f"{name}@{e}"] = acc[e], loss[e]
             times[f"{name}@{e}"] = 0.0
-    if sparse_test and "ori-test" in EVAL_SETS[dataset]:
-        dense = {k: v for k, v in accs.items() if not k.startswith("ori-test@")}
+    sparse = OLD_STYLE_LAST_ONLY.get(dataset, ()) if old_style else ()
+    dense = {k: v for k, v in accs.items() if k.split("@")[0] not in sparse}
+    if dense:
         result.update_eval(dense, losses, times)
-        last = epochs - 1
-        result.update_OLD_eval("ori-test", {last: accs[f"ori-test@{last}"]},
-                               {last: losses[f"ori-test@{last}"]})
-    else:
-        result.update_eval(accs, losses, times)
+    last = epochs - 1
+    for name in sparse:
+        result.update_OLD_eval(name, {last: accs[f"{name}@{last}"]}, {last: losses[f"{name}@{last}"]})
     per_image = 1e-5 * (1 + arch_i % 5)
     for name in EVAL_SETS[dataset]:
         result.reset_pseudo_eval_times(name, per_image * SET_SIZES[(dataset, name)])
@@ -115,11 +120,11 @@ def make_result(arch_str: str, dataset: str, seed: int, epochs: int, arch_i: int
 def write_archive(root: Path, space: str = "tss", num_archs: int = 5,
                   datasets: tuple[str, ...] = ("cifar10-valid", "cifar10"),
                   hps: tuple[str, ...] | None = None, seeds: tuple[int, ...] = SEEDS,
-                  sparse_test_archs: tuple[int, ...] = (), name: str | None = None,
+                  old_style_archs: tuple[int, ...] = (), name: str | None = None,
                   shuffle_seed: int = 0, index_width: int = 6) -> Path:
     """Write ``<root>/<name>`` as an official ``*-simple`` directory and return its path.
 
-    ``sparse_test_archs``: official indices whose ori-test is evaluated only at the last epoch.
+    ``old_style_archs``: official indices recorded in the older, sparse way (see make_result).
     The first architecture is trained with one seed only on the first dataset, so per-arch seed
     sets differ (as they do in the real archive).
     """
@@ -140,7 +145,7 @@ def write_archive(root: Path, space: str = "tss", num_archs: int = 5,
                 for seed in use_seeds:
                     info.update(dataset, seed, make_result(
                         arch_str, dataset, seed, int(hp), index, space,
-                        sparse_test=index in sparse_test_archs))
+                        old_style=index in old_style_archs))
             info.clear_params()
             hp2info[hp] = info.state_dict()
         pickle_save(hp2info, str(folder / f"{index:0{index_width}d}.pickle"))
