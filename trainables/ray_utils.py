@@ -1,0 +1,49 @@
+"""Starting Ray the one way this project does it.
+
+Several people (and CI jobs) share machines, so the project never touches a Ray it did not start:
+``start_ray`` connects to a given cluster address, reuses a Ray already initialised in this
+process, or starts a private local one without the dashboard; it shuts down only what it started
+(never ``ray stop``, which kills every Ray process on the machine). ``RAY_AUTH_MODE=disabled`` is
+set unless the caller chose otherwise, because token auth makes a local, single-user Ray refuse
+driver connections without setup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from spaces.errors import UserError
+
+
+@contextlib.contextmanager
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Context manager: Ray is initialised inside, and shut down on exit if we started it.
+
+    ``address`` (e.g. ``ray://head:10001`` or ``auto``) joins an existing cluster; ``None`` starts a
+    local Ray with ``num_cpus`` CPUs (all of them when None).
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    kwargs = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
+    if address is None:
+        kwargs["num_cpus"] = num_cpus
+    else:
+        if num_cpus is not None:
+            raise UserError("num_cpus applies to a local Ray only; a cluster at an address "
+                            "brings its own CPUs (drop one of the two)")
+        kwargs = {"address": address, "log_to_driver": True}
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as exc:
+        raise UserError(f"cannot connect to Ray at {address!r}: {exc}; check the address "
+                        "(`ray status` on the head node prints it) or omit it for a local Ray") from exc
+    try:
+        yield
+    finally:
+        ray.shutdown()
