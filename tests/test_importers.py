@@ -131,8 +131,8 @@ class _Payload:
         return self.func, (self.arg,)
 
 
-@pytest.mark.parametrize("where", ["meta", "record"])
-def test_a_pickle_that_calls_code_is_refused_and_nothing_runs(tmp_path, where):
+@pytest.mark.parametrize("where, workers", [("meta", 1), ("record", 1), ("record", 2)])
+def test_a_pickle_that_calls_code_is_refused_and_nothing_runs(tmp_path, where, workers):
     src = write_archive(tmp_path / "src", num_archs=2)
     marker = tmp_path / "pwned"
     payload = _Payload(os.system, f"touch {marker}")
@@ -141,7 +141,7 @@ def test_a_pickle_that_calls_code_is_refused_and_nothing_runs(tmp_path, where):
     with bz2.open(target, "wb") as fh:
         pickle.dump(obj, fh, protocol=4)
     with pytest.raises(UserError, match=r"refused to load: the pickle asks for (posix|os)\.system"):
-        import_nats_archive(src, tmp_path / "store", progress=False)
+        import_nats_archive(src, tmp_path / "store", progress=False, workers=workers)
     assert not marker.exists()
     # Sanity check of the test itself: an ordinary unpickler would have run the payload.
     with bz2.open(target, "rb") as fh:
@@ -267,3 +267,14 @@ def test_the_single_file_archive_imports_like_the_directory(tmp_path):
                                   read_table(tmp_path / "b", "epochs").sort_values(key).reset_index(drop=True))
     with pytest.raises(UserError, match="is the meta file of a '\\*-simple' directory"):
         import_nats_archive(src / "meta.pickle.pbz2", tmp_path / "c", progress=False)
+
+
+def test_parallel_workers_write_the_same_rows(archive, imported, tmp_path):
+    root, report = imported
+    parallel = import_nats_archive(archive, tmp_path / "p", progress=False, workers=2)
+    assert (parallel.epoch_rows, parallel.ori_test_dropped) == (report.epoch_rows, report.ori_test_dropped)
+    key = ["dataset", "hp", "arch_index", "seed", "epoch"]
+    pd.testing.assert_frame_equal(read_table(tmp_path / "p", "epochs").sort_values(key).reset_index(drop=True),
+                                  read_table(root, "epochs").sort_values(key).reset_index(drop=True))
+    with pytest.raises(UserError, match="workers must be a positive integer, got 0"):
+        import_nats_archive(archive, tmp_path / "q", workers=0)
