@@ -61,12 +61,20 @@ def _as_rng(rng: Any) -> np.random.Generator:
     raise UserError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
 
 
-def _dense_positions(lin: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows to keep (last occurrence of each position) and their positions in the dense array."""
+def _dense_positions(lin: np.ndarray, total: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Rows to keep (last occurrence of each slot) and their slots in the dense array.
+
+    None stands for "all rows" / "row i goes to slot i": a compacted, complete partition is
+    already in dense order (compaction sorts by key), so its columns are used without a copy.
+    """
+    if lin.size and np.all(lin[1:] > lin[:-1]):  # sorted and unique: compacted
+        if lin.size == total:
+            return None, None
+        return None, lin
     if lin.size == 0:
-        return np.zeros(0, np.int64), lin
-    if np.bincount(lin, minlength=total).max() <= 1:  # the usual case: compacted, no duplicates
-        return np.arange(lin.size), lin
+        return None, lin
+    if np.bincount(lin, minlength=total).max() <= 1:  # unsorted fragments, no duplicates
+        return None, lin
     _, first_in_reversed = np.unique(lin[::-1], return_index=True)
     keep = np.sort(lin.size - 1 - first_in_reversed)
     return keep, lin[keep]
@@ -74,6 +82,12 @@ def _dense_positions(lin: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarra
 
 class _Partition:
     """The files of one partition and the mapping of their rows into a dense array."""
+
+    # Above this many fragments, the per-file cost dominates: read every value column in the
+    # same pass as the keys instead of one pass per column.
+    EAGER_FILES = 8
+    # Above this many, say that compaction would help.
+    WARN_FILES = 1000
 
     def __init__(self, bench: "Benchmark", table: str, values: dict[str, Any], folder: Path,
                  size: int):
@@ -86,7 +100,7 @@ class _Partition:
         return "/".join(f"{k}={v}" for k, v in self.values.items())
 
     # --- reading, with bad-file and concurrent-compaction handling ----------------------------
-    def _read_columns(self, columns: list[str], files: list[Path]) -> list[pa.Table] | None:
+    def _read_columns(self, columns: list[str] | None, files: list[Path]) -> list[pa.Table] | None:
         """Tables of ``columns`` for ``files``; None if the snapshot went stale (re-list)."""
         out = []
         for path in files:
@@ -102,21 +116,32 @@ class _Partition:
     def _key_columns(self) -> list[str]:
         return [k for k in S.KEY_COLUMNS[self.table] if k not in S.PARTITION_COLUMNS[self.table]]
 
+    def _value_columns(self) -> tuple[str, ...]:
+        return S.EPOCH_METRICS if self.table == "epochs" else S.ARCH_COSTS
+
     def _ensure_layout(self) -> None:
         if self.files is not None:
             return
         keys = self._key_columns()
         for _ in range(_MAX_RELISTS):
             files = [p for p in S.list_fragments(self.folder) if p not in self.bench._bad_set]
-            tables = self._read_columns(keys, files)
+            eager = len(files) > self.EAGER_FILES
+            tables = self._read_columns(keys + list(self._value_columns()) if eager else keys, files)
             if tables is None:
                 continue
             problem = self._check_keys(tables, files)
             if problem is not None:
                 self.bench._bad_file(*problem)
                 continue
+            if len(files) > self.WARN_FILES:
+                warnings.warn(f"{self.folder} holds {len(files)} fragments; run `python -m "
+                              f"benchmark_data compact {self.bench.root}` to read it much faster",
+                              stacklevel=4)
             self.files = files
             self._build_layout(tables)
+            if eager:
+                for name in self._value_columns():
+                    self._store(name, tables)
             return
         raise UserError(f"the files of {self.folder} kept changing while being read; "
                         "retry when the writers or compaction have finished")
@@ -145,9 +170,7 @@ class _Partition:
         else:
             self.shape = (self.size,)
             lin = arch
-        total = int(np.prod(self.shape))
-        self.keep, self.lin = _dense_positions(lin.astype(np.int64), total)
-        self.n_rows = self.keep.size
+        self.keep, self.lin = _dense_positions(lin.astype(np.int64), int(np.prod(self.shape)))
         self.present = np.zeros(self.size, bool)
         self.present[arch] = True
         if self.table == "epochs":
@@ -156,27 +179,35 @@ class _Partition:
             self.seed_lookup = {int(s): i for i, s in enumerate(self.seeds)}
         self.cache.clear()
 
-    def column(self, name: str, fill: float = np.nan, dtype: Any = np.float32) -> np.ndarray:
-        """Dense array of one column (read once, then cached)."""
+    def _store(self, name: str, tables: list[pa.Table]) -> np.ndarray:
+        """Scatter one column of ``tables`` (aligned with the layout) into its dense array."""
+        raw = np.concatenate([t[name].to_numpy(zero_copy_only=False) for t in tables]) \
+            if len(tables) != 1 else tables[0][name].to_numpy(zero_copy_only=False)
+        if self.lin is None:  # compacted and complete: the column already is the dense array
+            dense = raw.astype(np.float32, copy=False).reshape(self.shape)
+        else:
+            dense = np.full(int(np.prod(self.shape)), np.nan, np.float32)
+            dense[self.lin] = raw if self.keep is None else raw[self.keep]
+            dense = dense.reshape(self.shape)
+        if dense.flags.writeable:
+            dense.flags.writeable = False  # shared with every caller: keep it immutable
+        self.cache[name] = dense
+        return dense
+
+    def column(self, name: str) -> np.ndarray:
+        """Dense float32 array of one value column (read once, then cached)."""
         self._ensure_layout()
         if name in self.cache:
             return self.cache[name]
         for _ in range(_MAX_RELISTS):
             tables = self._read_columns([name], self.files)
             if tables is not None:
-                break
+                return self._store(name, tables)
             self.files = None  # snapshot stale or a file turned out corrupt: rebuild it
             self._ensure_layout()
-        else:
-            raise UserError(f"the files of {self.folder} kept changing while being read; retry")
-        raw = np.concatenate([t[name].to_numpy(zero_copy_only=False) for t in tables]) \
-            if tables else np.zeros(0, dtype)
-        dense = np.full(int(np.prod(self.shape)), fill, dtype)
-        dense[self.lin] = raw[self.keep]
-        dense = dense.reshape(self.shape)
-        dense.flags.writeable = False  # shared with every caller: keep it immutable
-        self.cache[name] = dense
-        return dense
+            if name in self.cache:  # the rebuild read it eagerly
+                return self.cache[name]
+        raise UserError(f"the files of {self.folder} kept changing while being read; retry")
 
     def derived(self, key: Any, make: Callable[[], np.ndarray]) -> np.ndarray:
         """Cache an array computed from columns (seed means, cumulative times)."""
@@ -418,8 +449,9 @@ class Benchmark:
                 # one seed per query, uniformly among the seeds this arch was trained with,
                 # drawn from the caller's generator so that a replay is deterministic
                 mask = part.seed_present[arch]
-                counts = mask.sum(axis=-1)
-                pick = _as_rng(rng).integers(0, counts)
+                pick = _as_rng(rng).integers(0, mask.sum(axis=-1))
+                if mask.shape[-1] == 1:  # one seed: nothing to choose (the draw keeps the
+                    return pick          # rng stream independent of the seed count)
                 return np.argmax(np.cumsum(mask, axis=-1) > np.expand_dims(pick, -1), axis=-1)
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
             pos = part.seed_lookup.get(int(seed))
@@ -532,14 +564,17 @@ class Benchmark:
         the training times of epochs 1..e plus the mean validation-pass time over epochs 1..e
         (NATS' ``train-all-time + valid-per-time``). float64: these are summed by the simulator."""
         part = self._part(space, dataset, hp)
+        values = self._time_cost(part)
+        return Curve(values, part.seeds, np.arange(1, part.n_epochs + 1, dtype=np.int16),
+                     part.present, part.seed_present)
 
+    @staticmethod
+    def _time_cost(part: _Partition) -> np.ndarray:
         def make() -> np.ndarray:
             train = np.cumsum(part.column("epoch_time_s"), axis=-1, dtype=np.float64)
             evals = np.cumsum(part.column("eval_time_s"), axis=-1, dtype=np.float64)
             return train + evals / np.arange(1, part.n_epochs + 1)
-        values = part.derived("time_cost", make)
-        return Curve(values, part.seeds, np.arange(1, part.n_epochs + 1, dtype=np.int16),
-                     part.present, part.seed_present)
+        return part.derived("time_cost", make)
 
     def simulate_train_eval(self, space: str, arch_index: Any, dataset: str, hp: int = 12,
                             epoch: int | None = None, rng: Any = None
@@ -553,19 +588,36 @@ class Benchmark:
         """
         fb = self.feedback_dataset(space, dataset, hp)
         part = self._part(space, fb, hp)
+        if (isinstance(arch_index, (int, np.integer)) and not isinstance(arch_index, bool)
+                and (epoch is None or isinstance(epoch, (int, np.integer))) and part.files):
+            a, e = int(arch_index), part.n_epochs if epoch is None else int(epoch)
+            if 0 <= a < part.size and part.present[a] and 1 <= e <= part.n_epochs:
+                return self._simulate_one(part, space, dataset, hp, a, e, _as_rng(rng))
         arch, scalar_a = self._archs_arg(part, arch_index)
         ep, scalar_e = self._epochs_arg(part, epoch)
         arch, ep = np.broadcast_arrays(arch, ep)
         pos = self._seed_positions(part, arch, "random", rng)
         valid = part.column("valid_acc")[arch, pos, ep - 1]
-        cost = self.time_cost_curve(space, fb, hp).values[arch, pos, ep - 1]
+        cost = self._time_cost(part)[arch, pos, ep - 1]
         if (space, dataset) in self._archs:
-            latency = self._archs[(space, dataset)].column("latency_ms")[arch]
+            latency = self._archs[(space, dataset)].column("latency_ms")[arch]  # NaN if absent
         else:
             latency = np.full(arch.shape, np.nan, np.float32)
         if scalar_a and scalar_e:
             return float(valid), float(latency), float(cost)
         return valid, latency, cost
+
+    def _simulate_one(self, part: _Partition, space: str, dataset: str, hp: int, a: int, e: int,
+                      rng: np.random.Generator) -> tuple[float, float, float]:
+        """``simulate_train_eval`` for one plain-int query: the simulator's hot path. Draws
+        from ``rng`` exactly as the vectorized path does, so both give the same answers."""
+        seeds = np.flatnonzero(part.seed_present[a])
+        pos = int(seeds[rng.integers(0, seeds.size)])
+        valid = part.column("valid_acc")[a, pos, e - 1]
+        cost = self._time_cost(part)[a, pos, e - 1]
+        archs = self._archs.get((space, dataset))
+        latency = np.nan if archs is None else archs.column("latency_ms")[a]  # NaN if absent
+        return float(valid), float(latency), float(cost)
 
     def runs(self, experiment: str | None = None) -> pd.DataFrame:
         """Rows of the ``runs`` table (one experiment, or all), deduplicated, in key order."""

@@ -235,3 +235,36 @@ def test_runs_table_round_trip(tmp_path):
     assert runs.feedback.tolist() == pytest.approx([80.0, 99.0, 70.0])
     assert runs.columns.tolist() == S.SCHEMAS["runs"].names
     assert runs.budget_evals.isna().all()
+
+
+def test_scalar_and_vectorized_simulate_train_eval_draw_the_same_seeds(store):
+    bench = Benchmark.open(store)
+    archs = [3, 7, 7, 1, 0, 9]
+    one_by_one = [bench.simulate_train_eval("tss", a, "cifar10", rng=rng)
+                  for rng in [np.random.default_rng(11)] for a in archs]
+    valid, latency, cost = bench.simulate_train_eval("tss", np.array(archs), "cifar10",
+                                                     rng=np.random.default_rng(11))
+    np.testing.assert_allclose([v for v, _, _ in one_by_one], valid, rtol=1e-6)
+    np.testing.assert_allclose([c for _, _, c in one_by_one], cost, rtol=1e-9)
+    np.testing.assert_allclose(latency, 3.0)
+    assert len({round(v % 1, 3) for v, _, _ in one_by_one}) == 2  # both seeds were drawn
+
+
+@pytest.mark.parametrize("n_fragments", [3, 12])  # 12 > EAGER_FILES: all columns in one pass
+def test_every_read_path_gives_the_same_arrays(tmp_path, epoch_rows, n_fragments):
+    """Unsorted fragments with duplicates, then the compacted, complete (no-copy) partition."""
+    rows = epoch_rows(archs=range(TSS_SIZE), hp=2, seeds=(0, 3))
+    rows = rows.sample(frac=1.0, random_state=0)  # fragments in no particular order
+    for chunk in np.array_split(np.arange(len(rows)), n_fragments):
+        _write(tmp_path, rows.iloc[chunk])
+    _write(tmp_path, epoch_rows(archs=(7,), hp=2, seeds=(3,), offset=50))  # overrides arch 7
+    want = rows.assign(valid_acc=np.where((rows.arch_index == 7) & (rows.seed == 3),
+                                          rows.valid_acc + 50, rows.valid_acc))
+    dense = np.zeros((TSS_SIZE, 2, 2), np.float32)
+    dense[want.arch_index, (want.seed == 3).astype(int), want.epoch - 1] = want.valid_acc
+    before = Benchmark.open(tmp_path).curve("tss", "digits", 2, "valid_acc").values
+    np.testing.assert_array_equal(before, dense)
+    assert W.compact(tmp_path).compacted == 1
+    after = Benchmark.open(tmp_path).curve("tss", "digits", 2, "valid_acc")
+    np.testing.assert_array_equal(after.values, dense)
+    assert after.present.all() and after.seeds.tolist() == [0, 3]

@@ -185,3 +185,14 @@ def test_concurrent_writer_processes_with_compaction_lose_nothing(tmp_path):
     assert set(final["arch_index"].to_pylist()) == want
     assert final.num_rows == len(want) * 4
     assert len(S.list_fragments(tmp_path / "epochs/space=tss/dataset=digits/hp=12")) == 1
+
+
+def test_docs_schema_md_documents_every_column_and_status():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "SCHEMA.md").read_text()
+    for table, schema in S.SCHEMAS.items():
+        assert f"### `{table}`" in text
+        for name in schema.names:
+            assert f"| `{name}` |" in text, f"{table}.{name} is not documented in docs/SCHEMA.md"
+            assert S.COLUMN_DOCS[table][name]
+    for status in S.STATUSES:
+        assert f"`{status}`" in text
