@@ -61,6 +61,14 @@ def _as_rng(rng: Any) -> np.random.Generator:
     raise UserError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
 
 
+def _numpy(tables: list[pa.Table], name: str) -> np.ndarray:
+    """One column of several tables as one array, without a copy when Arrow allows it."""
+    arrays = [chunk.to_numpy(zero_copy_only=False) for t in tables for chunk in t[name].chunks]
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+
+
 def _dense_positions(lin: np.ndarray, total: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Rows to keep (last occurrence of each slot) and their slots in the dense array.
 
@@ -158,19 +166,30 @@ class _Partition:
         return None
 
     def _build_layout(self, tables: list[pa.Table]) -> None:
-        cols = {c: np.concatenate([t[c].to_numpy() for t in tables]) if tables else np.zeros(0, int)
-                for c in self._key_columns()}
-        arch = cols["arch_index"].astype(np.int64)
+        cols = {c: _numpy(tables, c) for c in self._key_columns()}
+        arch = cols["arch_index"]
+        seeds_hint = 1 if self.table != "epochs" or not arch.size else \
+            int(cols["seed"].max()) - int(cols["seed"].min()) + 1
+        bound = self.size * seeds_hint * (int(cols["epoch"].max()) if "epoch" in cols and arch.size else 1)
+        lin = arch.astype(np.int32 if bound < 2**31 else np.int64)  # a copy: edited in place
         if self.table == "epochs":
-            self.seeds = np.unique(cols["seed"]).astype(np.int32)
-            self.n_epochs = int(cols["epoch"].max()) if arch.size else 0
-            seed_pos = np.searchsorted(self.seeds, cols["seed"])
+            seed, epoch = cols["seed"], cols["epoch"]
+            if arch.size and seed.min() == seed.max():  # one seed: no search needed
+                self.seeds, seed_pos = np.array([seed[0]], np.int32), 0
+            else:
+                self.seeds = np.unique(seed).astype(np.int32)
+                seed_pos = np.searchsorted(self.seeds, seed)
+            self.n_epochs = int(epoch.max()) if arch.size else 0
             self.shape = (self.size, len(self.seeds), self.n_epochs)
-            lin = (arch * len(self.seeds) + seed_pos) * self.n_epochs + (cols["epoch"] - 1)
+            # slot = (arch * n_seeds + seed_pos) * n_epochs + epoch - 1, computed in place
+            lin *= len(self.seeds) * self.n_epochs
+            if not np.isscalar(seed_pos):
+                lin += seed_pos * self.n_epochs
+            lin += epoch
+            lin -= 1
         else:
             self.shape = (self.size,)
-            lin = arch
-        self.keep, self.lin = _dense_positions(lin.astype(np.int64), int(np.prod(self.shape)))
+        self.keep, self.lin = _dense_positions(lin, int(np.prod(self.shape)))
         self.present = np.zeros(self.size, bool)
         self.present[arch] = True
         if self.table == "epochs":
@@ -181,8 +200,7 @@ class _Partition:
 
     def _store(self, name: str, tables: list[pa.Table]) -> np.ndarray:
         """Scatter one column of ``tables`` (aligned with the layout) into its dense array."""
-        raw = np.concatenate([t[name].to_numpy(zero_copy_only=False) for t in tables]) \
-            if len(tables) != 1 else tables[0][name].to_numpy(zero_copy_only=False)
+        raw = _numpy(tables, name)
         if self.lin is None:  # compacted and complete: the column already is the dense array
             dense = raw.astype(np.float32, copy=False).reshape(self.shape)
         else:
