@@ -55,9 +55,15 @@ def _set_names(dataset: str) -> tuple[str | None, str, str | None]:
 
 
 def _mean(values: np.ndarray) -> float | None:
-    """Mean over seeds as NATS-Bench takes it (float64); None when a value is missing."""
-    values = np.asarray(values, dtype=np.float64)
-    return None if values.size == 0 or np.isnan(values).any() else float(values.mean())
+    """Mean over seeds as NATS-Bench takes it (sum / len of floats); None when one is missing.
+
+    Plain Python on purpose: there is one value per seed, and NumPy's reductions cost more than
+    the arithmetic on a handful of numbers (this is the simulator's hot path).
+    """
+    vals = values.tolist()
+    if not vals or any(v != v for v in vals):
+        return None
+    return sum(vals) / len(vals)
 
 
 def create(file_path_or_dir: str | Path | None, search_space: str, fast_mode: bool = True,
@@ -85,8 +91,10 @@ class NATSCompat:
     def __init__(self, bench: Benchmark, space: str, verbose: bool = False):
         self.bench, self.space, self.verbose = bench, space, verbose
         self._used_time = 0.0
+        self._curve_cache: dict[tuple[str, int], dict[str, Any]] = {}
+        self._datasets = bench.datasets(space) if space in bench.spaces() else []
         pairs: dict[int, int] = {}
-        for dataset in bench.datasets(space) if space in bench.spaces() else []:
+        for dataset in self._datasets:
             try:
                 table = bench.arch_table(space, dataset)
             except UserError:  # a dataset with results but no archs rows: nothing to map
@@ -149,7 +157,7 @@ class NATSCompat:
 
     @property
     def avaliable_hps(self) -> list[str]:  # sic: NATS-Bench's spelling
-        hps = {hp for d in self.bench.datasets(self.space) for hp in self.bench.hps(self.space, d)}
+        hps = {hp for d in self._datasets for hp in self.bench.hps(self.space, d)}
         return [self._hp_str(hp) for hp in sorted(hps)]
 
     def _hp_str(self, hp: int) -> str:
@@ -198,7 +206,11 @@ class NATSCompat:
     def _trials(self, index: Any, dataset: str, hp: Any) -> tuple[int, dict, np.ndarray]:
         """(project index, curves by metric, the seeds this arch was trained with)."""
         _, arch = self._project(index)
-        curves = {m: self.bench.curve(self.space, dataset, self._hp(hp), m) for m in _METRICS}
+        key = (dataset, self._hp(hp))
+        curves = self._curve_cache.get(key)
+        if curves is None:  # the reader caches the arrays; this saves re-validating each call
+            curves = {m: self.bench.curve(self.space, dataset, key[1], m) for m in _METRICS}
+            self._curve_cache[key] = curves
         any_curve = curves["train_acc"]
         seeds = any_curve.seeds[any_curve.seed_present[arch]]
         if seeds.size == 0:
@@ -299,7 +311,9 @@ class NATSCompat:
 
     def get_latency(self, index: Any, dataset: str, hp: Any = "12") -> float | None:
         """Latency in seconds (NATS-Bench's unit; our store keeps milliseconds)."""
-        return self.get_cost_info(index, dataset, hp)["latency"]
+        arch, _, _ = self._trials(index, dataset, hp)  # the same checks as get_cost_info
+        latency = self.bench.cost(self.space, dataset, arch)["latency_ms"]
+        return None if np.isnan(latency) else latency * 1e-3
 
     def simulate_train_eval(self, arch: Any, dataset: str, iepoch: int | None = None,
                             hp: Any = "12", account_time: bool = True
@@ -309,9 +323,9 @@ class NATSCompat:
         plus one validation pass."""
         index = self.query_index_by_arch(arch)
         feedback = "cifar10-valid" if dataset == "cifar10" else dataset
-        if dataset == "cifar10-valid" or dataset not in self.bench.datasets(self.space):
+        if dataset == "cifar10-valid" or dataset not in self._datasets:
             raise UserError(f"Invalid dataset name : {dataset} vs "
-                            f"{[d for d in self.bench.datasets(self.space) if d != 'cifar10-valid']}")
+                            f"{[d for d in self._datasets if d != 'cifar10-valid']}")
         info = self.get_more_info(index, feedback, iepoch=iepoch, hp=hp, is_random=True)
         if "valid-accuracy" in info:
             valid_acc, per_time = info["valid-accuracy"], info["valid-per-time"]
