@@ -294,6 +294,10 @@ def _execute(spec: dict, chunks: list[list[Unit]], workers: int, address: str | 
 
     from trainables.ray_utils import start_ray
 
+    if address is None:
+        # Ray starts workers at nice 15 by default, so that the raylet stays responsive; but here
+        # the workers ARE the job, and on a shared machine a niced build got ~20 % of a core.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     with start_ray(address, None if address else workers):
         # Ray already sets OMP_NUM_THREADS=1 for a 1-CPU task; run_chunk also pins torch.
         # One retry covers a lost worker; a chunk writes its fragments only at its very end.

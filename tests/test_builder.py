@@ -1,0 +1,159 @@
+"""The benchmark builder on tiny real builds: rows, iso copies, no-path cells, resume, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import spaces
+from trainables import builder
+
+TSS = spaces.get_space("tss")
+IDS = TSS.iso_class_ids()
+REPO = Path(__file__).resolve().parent.parent
+KEY = ["arch_index", "seed", "epoch"]
+# 3902 is isomorphic to 3882 (a two-member class); 3877 is alone in its class; 1 has no path
+# from input to output, so its whole class (341 cells, representative 0) is constant.
+ISO_MEMBER, SINGLE, NO_PATH = 3902, 3877, 1
+
+
+def argv(out, archs, *extra):
+    return ["--space", "tss", "--dataset", "digits", "--recipe", "h0", "--epochs", "2",
+            "--seeds", "0", "--archs", str(archs), "--C", "4", "--N", "1", "--out", str(out),
+            "--workers", "0", "--chunk-size", "1", "--quiet", *extra]
+
+
+def arch_file(tmp_path, archs, name="archs.txt"):
+    path = tmp_path / name
+    path.write_text("# one arch per line\n" + "\n".join(map(str, archs)) + "\n")
+    return path
+
+
+def read(out, table):
+    return pd.read_parquet(out / table)
+
+
+def test_build_records_classes_iso_copies_and_no_path_cells(tmp_path):
+    out = tmp_path / "store"
+    archs = arch_file(tmp_path, [ISO_MEMBER, TSS.to_str(SINGLE), NO_PATH])
+    assert builder.main(argv(out, archs)) == 0
+    ep = read(out, "epochs")
+    assert not ep.duplicated(KEY).any()
+    classes = {int(IDS[a]) for a in (ISO_MEMBER, SINGLE, NO_PATH)}
+    members = np.flatnonzero(np.isin(IDS, list(classes)))
+    assert sorted(ep["arch_index"].unique()) == members.tolist()  # every member of each class
+    assert (ep.groupby("arch_index")["epoch"].apply(sorted) == pd.Series([[1, 2]] * len(members),
+            index=members)).all()
+    status = ep.groupby("arch_index")["status"].agg(set)
+    rep = int(IDS[ISO_MEMBER])
+    assert status[rep] == {"ok"} and status[ISO_MEMBER] == {"iso_copy"} and status[SINGLE] == {"ok"}
+    no_path = np.flatnonzero(IDS == 0)
+    assert all(status[a] == {"no_path"} for a in no_path) and len(no_path) == 341
+    metrics = ["train_loss", "valid_acc", "test_acc", "epoch_time_s"]
+    by = ep.set_index(["arch_index", "epoch"]).sort_index()
+    assert by.loc[rep][metrics].equals(by.loc[ISO_MEMBER][metrics])  # a copy of the trained one
+    assert (ep["hp"].astype(int) == 2).all() and set(ep["dataset"]) == {"digits"}
+    ar = read(out, "archs").set_index("arch_index")
+    assert sorted(ar.index) == members.tolist()
+    assert (ar["iso_class"] == IDS[ar.index]).all()
+    assert ar.loc[ISO_MEMBER, "latency_ms"] == ar.loc[rep, "latency_ms"] > 0
+    assert ar.loc[SINGLE, "arch"] == TSS.to_str(SINGLE)
+    cost = TSS.cost(SINGLE, 10, input_size=8, C=4, N=1, in_channels=1)
+    assert ar.loc[SINGLE, "params_m"] == pytest.approx(cost["params_m"], rel=1e-6)
+    # Provenance: recipe with hash, skeleton, dataset fingerprint, seeds.
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(next((out / "epochs").rglob("part-*.parquet"))).metadata
+    assert b'"epochs": 2' in meta[b"recipe"] and b'"hash"' in meta[b"recipe"]
+    assert meta[b"skeleton"] == b'{"C": 4, "N": 1}' and meta[b"dataset_fingerprint"]
+    assert meta[b"seeds"] == b"[0]"
+    # Rerunning the same command finds nothing to do and writes nothing.
+    files = sorted(out.rglob("*.parquet"))
+    assert builder.main(argv(out, archs)) == 0
+    assert sorted(out.rglob("*.parquet")) == files
+
+
+def test_unique_records_representatives_only_and_random_subsets_are_seeded():
+    classes, every = builder.select_classes(TSS, "unique")
+    assert not every and len(classes) == len(np.unique(IDS))
+    a, _ = builder.select_classes(TSS, "5", sample_seed=3)
+    b, _ = builder.select_classes(TSS, "5", sample_seed=3)
+    c, _ = builder.select_classes(TSS, "5", sample_seed=4)
+    assert a.tolist() == b.tolist() != c.tolist() and set(a) <= set(IDS)
+
+
+def test_interrupted_build_resumes_without_duplicates(tmp_path):
+    """Kill a build after its first chunk landed, rerun the same command: complete, no dupes."""
+    out = tmp_path / "store"
+    archs = arch_file(tmp_path, [3877, 3878, 3879, 3906, 3907, 3908])
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark_data", "build",
+                             *argv(out, archs)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        folder = out / "epochs" / "space=tss" / "dataset=digits" / "hp=2"
+        while proc.poll() is None and not list(folder.glob("part-*.parquet")):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    partial = read(out, "epochs")
+    assert 0 < partial["arch_index"].nunique() < 6, "the kill came too late to test resuming"
+    assert builder.main(argv(out, archs)) == 0
+    ep, ar = read(out, "epochs"), read(out, "archs")
+    assert not ep.duplicated(KEY).any() and not ar.duplicated(["arch_index"]).any()
+    assert len(ep) == 6 * 2 and sorted(ar["arch_index"]) == [3877, 3878, 3879, 3906, 3907, 3908]
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # starts a local Ray (~10-20 s)
+def test_build_on_ray_workers(tmp_path):
+    out = tmp_path / "store"
+    archs = arch_file(tmp_path, [3877, ISO_MEMBER, 3878])
+    args = argv(out, archs)
+    args[args.index("--workers") + 1] = "2"
+    assert builder.main(args) == 0
+    ep = read(out, "epochs")
+    assert not ep.duplicated(KEY).any()
+    assert sorted(ep["arch_index"].unique()) == [3877, 3878, 3882, 3902]
+
+
+@pytest.mark.parametrize("change, message", [
+    (("--dataset", "mnist"), "unknown dataset 'mnist'"),
+    (("--space", "nas101"), "unknown search space 'nas101'"),
+    (("--recipe", "h5"), "unknown recipe 'h5'"),
+    (("--archs", "0"), "give a number between 1 and 5273"),
+    (("--archs", "99999"), "give a number between 1 and 5273"),
+    (("--archs", "no/such/file.txt"), "neither all, unique, a number of classes nor an existing file"),
+    (("--seeds", "0,x"), "give comma-separated integers"),
+    (("--C", "0"), "--C must be >= 1"),
+    (("--epochs", "0"), "epochs must be an integer >= 1"),
+])
+def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys, change, message):
+    args = argv(tmp_path / "store", "all")
+    flag, value = change
+    args[args.index(flag) + 1] = value
+    assert builder.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not list((tmp_path / "store").rglob("*.parquet"))
+
+
+def test_bad_line_in_arch_file_names_file_and_line(tmp_path, capsys):
+    archs = arch_file(tmp_path, [5, "|nor_conv_3x3~0|+|bogus~0|none~1|+|none~0|none~1|none~2|"])
+    assert builder.main(argv(tmp_path / "store", archs)) == 2
+    err = capsys.readouterr().err
+    assert f"{archs}:3:" in err and "unknown op 'bogus'" in err
+
+
+def test_help_names_the_cli(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        builder.main(["--help"])
+    assert exit_.value.code == 0
+    assert "python -m benchmark_data build" in capsys.readouterr().out

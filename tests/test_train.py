@@ -1,0 +1,158 @@
+"""The training engine and the Ray Tune trainable, on the real digits data and real networks."""
+
+import io
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import spaces
+from spaces.errors import UserError
+from trainables.recipes import get_recipe
+from trainables.train import TrainEngine, cached_dataset
+
+TSS = spaces.get_space("tss")
+# A cheap cell that learns digits quickly: conv1x1 into a skip/avg-pool mix.
+ARCH = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+NON_TIME = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    torch.set_num_threads(1)
+    return cached_dataset("digits")
+
+
+def engine(digits, epochs, arch=ARCH, seed=0):
+    return TrainEngine("tss", arch, digits, get_recipe("h0", epochs=epochs), seed, C=8, N=1)
+
+
+def test_short_training_on_digits_learns(digits):
+    e = engine(digits, 6)
+    history = [e.run_epoch() for _ in range(6)]
+    last = history[-1]
+    assert last["valid_acc"] > 50 and last["test_acc"] > 50 and last["train_acc"] > 50, last
+    assert history[0]["train_loss"] > last["train_loss"]
+    assert all(m["epoch_time_s"] > 0 and m["eval_time_s"] > 0 for m in history)
+    with pytest.raises(UserError, match="all of them ran"):
+        e.run_epoch()
+
+
+def test_resume_after_epoch_k_continues_identically(digits):
+    straight = engine(digits, 4)
+    expected = [straight.run_epoch() for _ in range(4)]
+
+    first = engine(digits, 4)
+    got = [first.run_epoch() for _ in range(2)]
+    buf = io.BytesIO()
+    torch.save(first.state_dict(), buf)
+    del first
+    torch.rand(1000)  # the process's global RNG moves on meanwhile; the state must restore it
+    resumed = engine(digits, 4)
+    buf.seek(0)
+    resumed.load_state_dict(torch.load(buf, weights_only=False))
+    got += [resumed.run_epoch() for _ in range(2)]
+    for want, have in zip(expected, got):
+        assert {k: want[k] for k in NON_TIME} == {k: have[k] for k in NON_TIME}
+
+
+def test_same_seed_same_weights_other_seed_differs(digits):
+    a, b, c = engine(digits, 1), engine(digits, 1), engine(digits, 1, seed=1)
+    wa, wb, wc = (next(x.model.parameters()).detach() for x in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_checkpoint_of_another_run_is_refused(digits):
+    with pytest.raises(UserError, match="restore it into a run with the same configuration"):
+        engine(digits, 2, seed=1).load_state_dict(engine(digits, 2).state_dict())
+
+
+# --- TrainArch -------------------------------------------------------------------------------------
+def config(store, **kw):
+    return {"space": "tss", "arch": ARCH, "dataset": "digits", "recipe": {"name": "h0", "epochs": 2},
+            "seed": 0, "C": 8, "N": 1, "store": str(store), "device": "cpu", **kw}
+
+
+def read_epochs(store):
+    return pd.read_parquet(os.path.join(store, "epochs"))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"fidelity": 3}, "fidelity 3 must be between 1 and the recipe's 2 epochs"),
+    ({"arch": "|conv~0|"}, "has 1 node(s)"),
+    ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
+    ({"space": "xyz"}, "unknown search space 'xyz'"),
+    ({"recipe": "h7"}, "unknown recipe 'h7'"),
+])
+def test_train_arch_bad_config_says_what_is_wrong(tmp_path, bad, message):
+    from trainables.train import TrainArch
+
+    with pytest.raises(UserError) as err:
+        TrainArch(config=config(tmp_path, **bad))
+    assert message in str(err.value)
+
+
+def test_train_arch_missing_arch_names_the_decisions(tmp_path):
+    from trainables.train import TrainArch
+
+    cfg = config(tmp_path)
+    del cfg["arch"]
+    with pytest.raises(UserError, match="needs 'arch'.*edge_1_0"):
+        TrainArch(config=cfg)
+
+
+def test_train_arch_paused_and_restored_writes_each_epoch_once(tmp_path):
+    """A trial stopped after epoch 1 (rows flushed), restored from its checkpoint on a new actor,
+    finishes with exactly epochs 1..2 in the store and the same numbers as a straight run."""
+    from trainables.train import TrainArch
+
+    straight = TrainArch(config=config(tmp_path / "a"))
+    want = [straight.train() for _ in range(2)]
+    straight.stop()
+
+    first = TrainArch(config=config(tmp_path / "b"))
+    got = [first.train()]
+    ckpt = first.save()
+    first.stop()  # a scheduler pausing the trial: rows of epoch 1 reach the store here
+    assert read_epochs(tmp_path / "b")["epoch"].tolist() == [1]
+    second = TrainArch(config=config(tmp_path / "b"))
+    second.restore(ckpt)
+    got.append(second.train())
+    assert got[-1]["done"]
+    second.stop()
+    for w, g in zip(want, got):
+        assert {k: w[k] for k in NON_TIME} == {k: g[k] for k in NON_TIME}
+    rows = read_epochs(tmp_path / "b").sort_values("epoch")
+    assert rows["epoch"].tolist() == [1, 2] and (rows["status"] == "ok").all()
+    ref = read_epochs(tmp_path / "a").sort_values("epoch")
+    assert np.array_equal(rows["valid_acc"].to_numpy(), ref["valid_acc"].to_numpy())
+    archs = pd.read_parquet(tmp_path / "b" / "archs")
+    assert archs["arch_index"].tolist() == [TSS.parse(ARCH)] and archs["latency_ms"].iloc[0] > 0
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # ~20 s alone (Ray start-up), ~50 s on a busy 2-core machine
+def test_train_arch_under_tune_with_reused_actors_writes_its_rows(tmp_path):
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from ray import tune
+
+    from trainables.ray_utils import start_ray
+    from trainables.train import TrainArch
+
+    other = "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"
+    # ARCH twice: the second trial (same key) must not write its epoch again.
+    param_space = config(tmp_path / "store", arch=tune.grid_search([ARCH, other, ARCH]), fidelity=1)
+    with start_ray(num_cpus=1):
+        tuner = tune.Tuner(
+            TrainArch, param_space=param_space,
+            tune_config=tune.TuneConfig(reuse_actors=True, metric="valid_acc", mode="max"),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0))
+        results = tuner.fit()
+    assert not results.errors and len(results) == 3
+    assert all(r.metrics["epoch"] == 1 and r.metrics["done"] for r in results)
+    rows = read_epochs(tmp_path / "store")
+    assert sorted(rows["arch_index"]) == sorted([TSS.parse(ARCH), TSS.parse(other)])
+    assert set(rows["epoch"]) == {1} and set(rows["hp"].astype(int)) == {2}  # fidelity 1 of 2
+    assert len(pd.read_parquet(tmp_path / "store" / "archs")) == 2
