@@ -136,7 +136,7 @@ def select_classes(space: Any, archs: str, sample_seed: int = 0) -> tuple[np.nda
 
 
 def plan(space: Any, classes: np.ndarray, every_member: bool, seeds: list[int], hp: int,
-         stored: Any, stored_archs: set[int], dataset: str) -> list[Unit]:
+         stored: Any, stored_archs: set[int]) -> list[Unit]:
     """The units still to do, given what the store already holds (``stored``: arch, seed, epoch)."""
     ids = space.iso_class_ids()
     members: dict[int, list[int]] = defaultdict(list)
@@ -244,7 +244,7 @@ def build(args: argparse.Namespace) -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     stored = stored_epochs(out, space.name, dataset.name, recipe.hp)
     units = plan(space, classes, every_member, seeds, recipe.hp, stored,
-                 stored_archs(out, space.name, dataset.name), dataset.name)
+                 stored_archs(out, space.name, dataset.name))
     # A fixed shuffle: chunks mix cheap and expensive cells, so the ETA is right early on.
     order = np.random.default_rng(12345).permutation(len(units))
     units = [units[i] for i in order]

@@ -412,8 +412,8 @@ class _TrainArchMixin:
         from benchmark_data.writer import write_fragment
 
         space, dataset = engine.space.name, engine.dataset.name
-        have = set(stored_epochs(cfg.store, space, dataset, cfg.recipe.hp, engine.arch_index)
-                   .query("seed == @engine.seed")["epoch"].tolist())
+        stored = stored_epochs(cfg.store, space, dataset, cfg.recipe.hp, engine.arch_index)
+        have = set(stored.loc[stored["seed"] == engine.seed, "epoch"].tolist())
         rows = [r for r in pending if r["epoch"] not in have]
         if engine.arch_index not in stored_archs(cfg.store, space, dataset):
             iso = int(engine.space.iso_class_ids()[engine.arch_index])
