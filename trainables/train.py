@@ -68,14 +68,12 @@ class TrainEngine:
     """Trains one architecture, one epoch per ``run_epoch()`` call (see the module docstring)."""
 
     def __init__(self, space: Any, arch: int | str, dataset: Dataset, recipe: Recipe, seed: int,
-                 *, C: int, N: int, device: str | torch.device = "cpu",
-                 eval_batch_size: int = 2048) -> None:
+                 *, C: int, N: int, device: str | torch.device = "cpu") -> None:
         self.space = get_space(space)
         self.arch_index = self.space.resolve(arch)
         self.dataset, self.recipe, self.seed = dataset, recipe, int(seed)
         self.C, self.N = int(C), int(N)
         self.device = torch.device(device)
-        self.eval_batch_size = eval_batch_size
         for name in ("valid", "test"):
             if getattr(dataset, name) is None:
                 raise UserError(f"dataset {dataset.name!r} has no {name} split; the engine reports "
@@ -148,7 +146,8 @@ class TrainEngine:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         n = 0
-        for x, y in _eval_batches(self.dataset, split, self.eval_batch_size, str(self.device)):
+        for x, y in _eval_batches(self.dataset, split, self.recipe.eval_batch_size,
+                                   str(self.device)):
             logits = self.model(x)
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
