@@ -404,6 +404,10 @@ class Benchmark:
             return self._epochs[(space, dataset, hp)]
         except (KeyError, TypeError):
             pass
+        if isinstance(hp, (str, np.integer)) and str(hp).isdigit():  # "12" as NATS-Bench writes it
+            hit = self._epochs.get((space, dataset, int(hp)))
+            if hit is not None:
+                return hit
         hps = self.hps(space, dataset)
         raise UserError(f"hp={hp!r} is not in the store for {space}/{dataset}; it has hp "
                         f"{', '.join(map(str, hps)) or 'none (only architecture costs)'}")
@@ -504,7 +508,8 @@ class Benchmark:
 
         ``arch_index`` and ``epoch`` broadcast against each other; scalars give floats.
         ``seed``: an int (that training seed), "mean" (NaN-ignoring mean over seeds) or "random"
-        (one seed per query drawn from ``rng``, the same seed for every metric of a query).
+        (one seed per query, among the seeds that arch was trained with, drawn from ``rng``:
+        a Generator or an int seed; None draws from a fresh, unseeded generator).
         ``columns`` limits the metrics computed (and read).
         """
         part = self._epochs.get((space, dataset, hp)) or self._part(space, dataset, hp)

@@ -64,6 +64,8 @@ def test_values_seeds_epochs_and_curve_layout(store):
     assert bench.curve("tss", "digits", 12, "valid_acc").values is curve.values  # ...on one cache
     assert not curve.values.flags.writeable
     assert bench.archs("tss", "digits", 12).tolist() == list(range(10))
+    # hp as NATS-Bench spells it ("12") or as a NumPy integer finds the same partition
+    assert bench.metrics("tss", "digits", "12", 0) == bench.metrics("tss", "digits", np.int16(12), 0)
 
 
 def test_vectorized_queries_broadcast_and_match_scalar_ones(store):
