@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Search neural architectures on a tabular benchmark (simulated clock) or live on Ray Tune.
+
+    python orchestrate.py --searcher bohb --budget 2e4s          # on the embedded benchmark
+    python orchestrate.py --searcher all --runs 500 --benchmark path/to/store --dataset cifar10
+
+This file only parses arguments, builds the experiment and dispatches; the work lives in
+`orchestrator/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+SIMULATED_SEARCHERS = ("random", "rea", "reinforce", "bohb", "tpe")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="orchestrate.py",
+        description="Run multi-trial architecture searchers against a Parquet tabular benchmark with a "
+                    "simulated clock (NATS-Bench protocol), and store every trajectory as Parquet.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Budgets: '2e4s' or '20000' = 20,000 s of recorded training time, '30m', '5.5h', or "
+               "'150ev' = 150 evaluations.\nWithout --budget: NATS-Bench's budget for cifar10 (2e4 s), "
+               "cifar100 (4e4 s), ImageNet16-120 (1.2e5 s);\nfor other datasets, the time of 150 median "
+               "full evaluations of the search recipe.")
+    p.add_argument("--searcher", default="bohb", choices=SIMULATED_SEARCHERS + ("all",),
+                   help="search algorithm, or 'all' for every multi-trial searcher (default: bohb)")
+    p.add_argument("--space", default="tss", choices=("tss", "sss"),
+                   help="NATS topology (tss, 15,625 cells) or size (sss, 32,768 channel configs) space")
+    p.add_argument("--dataset", default=None,
+                   help="dataset in the benchmark (default: cifar10 if present, else the benchmark's only dataset)")
+    p.add_argument("--budget", default=None, help="search budget per run (see below)")
+    p.add_argument("--runs", type=int, default=1, help="independent runs per searcher (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first run; run i uses seed+i (default 0)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="simulated parallel workers per run: 1 = NATS-Bench protocol, >1 = asynchronous search")
+    p.add_argument("--benchmark", default=None, metavar="PATH",
+                   help="Parquet benchmark store (default: the embedded digits benchmark shipped with the package)")
+    p.add_argument("--hp", type=int, default=None,
+                   help="recipe (epochs) whose validation accuracy is the searchers' feedback (default 12)")
+    p.add_argument("--final-hp", type=int, default=None,
+                   help="recipe whose test accuracy is reported (default 200 tss / 90 sss, else the longest complete one)")
+    p.add_argument("--out", default="results", metavar="DIR",
+                   help="where the runs table is written (default: results/)")
+    p.add_argument("--experiment", default=None, help="experiment name (default: derived from the arguments and time)")
+    p.add_argument("--address", default=None, help="Ray cluster address: spread runs over it as Ray tasks")
+    p.add_argument("--parallel", type=int, default=None, metavar="K",
+                   help="start a local Ray with K CPUs and spread runs over it")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from spaces import UserError
+
+    try:
+        return _run(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from benchmark_data.reader import Benchmark
+    from benchmark_data.schema import provenance
+    from orchestrator.experiment import (RunSpec, default_budget, run_experiment, runs_table, summarize,
+                                         write_runs)
+    from orchestrator.simulator import SimTable, parse_budget
+    from spaces import UserError
+
+    # Validate everything before any work, so bad input writes nothing.
+    if args.runs < 1:
+        raise UserError(f"--runs must be at least 1, got {args.runs}")
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.parallel is not None and args.parallel < 1:
+        raise UserError(f"--parallel must be at least 1, got {args.parallel}")
+    budget = parse_budget(args.budget) if args.budget is not None else None
+    bench = Benchmark.open(args.benchmark)
+    datasets = bench.datasets(args.space)
+    dataset = args.dataset
+    if dataset is None:
+        candidates = [d for d in datasets if not d.endswith("-valid")]
+        dataset = "cifar10" if "cifar10" in candidates else (candidates[0] if len(candidates) == 1 else None)
+        if dataset is None:
+            raise UserError(f"the benchmark holds several datasets ({', '.join(datasets)}); choose one with --dataset")
+    table = SimTable.from_benchmark(bench, args.space, dataset, args.hp, final_hp=args.final_hp)
+    why = "given"
+    if budget is None:
+        budget, why = default_budget(table)
+    names = list(SIMULATED_SEARCHERS) if args.searcher == "all" else [args.searcher]
+    specs = [RunSpec(n, budget, args.workers) for n in names]
+    seeds = list(range(args.seed, args.seed + args.runs))
+    experiment = args.experiment or f"{args.searcher}-{args.space}-{dataset}-{budget}".replace(" ", "") + \
+        time.strftime("-%Y%m%d-%H%M%S")
+
+    print(f"benchmark: {bench.root}")
+    print(f"space {args.space}, dataset {dataset}: feedback {table.feedback_source} at hp={table.feedback_hp}, "
+          f"final value {table.final_source} at hp={table.final_hp}")
+    for note in table.notes:
+        print(f"note: {note}")
+    print(f"budget: {budget} per run ({why}); {args.runs} run(s) x {len(names)} searcher(s), {args.workers} worker(s)")
+
+    started = time.perf_counter()
+    runs = run_experiment(table, specs, seeds, address=args.address, parallel=args.parallel, progress=not args.quiet)
+    elapsed = time.perf_counter() - started
+    df = runs_table(runs, table, experiment, budget)
+    meta = provenance("runs", recipe={"feedback": table.feedback_source, "feedback_hp": table.feedback_hp,
+                                      "final": table.final_source, "final_hp": table.final_hp},
+                      extra={"experiment": experiment, "benchmark": str(bench.root), "budget": str(budget),
+                             "seeds": f"{seeds[0]}..{seeds[-1]}", "workers": str(args.workers)})
+    paths = write_runs(args.out, df, table, meta)
+
+    summary = summarize(runs, table)
+    best_str = table.space.to_str(table.best_arch)
+    print(f"\nbest architecture in the benchmark: {best_str}  ({table.final_source} {table.best_final:.2f} %)")
+    print(_format_summary(summary, dataset))
+    if args.runs == 1 and len(names) == 1:
+        found = int(runs["best_arch_index"].iloc[-1])
+        print(f"\nfound: {table.space.to_str(found)}  (index {found}, {table.final_source} at hp={table.final_hp}: "
+              f"{table.final[found]:.2f} %)")
+    print(f"\nwall time {elapsed:.2f} s; runs table: {paths[0].parent if paths else args.out}")
+    return 0
+
+
+def _format_summary(summary, dataset: str) -> str:
+    lines = [f"{'searcher':<10} {'dataset':<16} {'runs':>5} {'final test acc':>17} {'regret':>8} "
+             f"{'sim time used':>14} {'evals/run':>10} {'ms/run':>9}"]
+    for r in summary.itertuples():
+        lines.append(f"{r.searcher:<10} {dataset:<16} {r.runs:>5} {r.final_test_acc_mean:>8.2f} +- "
+                     f"{r.final_test_acc_std:<5.2f} {r.regret_mean:>8.2f} {r.sim_time_used_s_mean:>13.0f}s "
+                     f"{r.evaluations_mean:>10.1f} {r.wall_ms_per_run_median:>9.1f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""`orchestrate.py` end to end on a real Parquet store, and its answers to bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from benchmark_data.schema import provenance
+from benchmark_data.writer import write_fragment
+
+from sim_fixtures import synthetic_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """A complete tss store on 'digits' with hp=12 only, written through the project's writer."""
+    root = tmp_path_factory.mktemp("store")
+    t = synthetic_table(seeds=1)
+    archs, epochs = np.meshgrid(np.arange(t.space.size), np.arange(1, 13), indexing="ij")
+    rows = pd.DataFrame({
+        "space": "tss", "dataset": "digits", "hp": 12, "arch_index": archs.ravel(), "seed": 0,
+        "epoch": epochs.ravel(), "valid_acc": t.feedback[:, 0, :].ravel(),
+        "test_acc": (t.feedback[:, 0, :] + 0.5).ravel(), "epoch_time_s": t.train_time[:, 0, :].ravel(),
+        "eval_time_s": t.eval_time[:, 0, :].ravel(), "status": "ok",
+    })
+    write_fragment(root, "epochs", rows, metadata=provenance("epochs", recipe={"name": "synthetic"}))
+    return root
+
+
+def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "orchestrate.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_main_job_finds_an_architecture_and_writes_the_runs_table(store, tmp_path):
+    r = orchestrate("--searcher", "bohb", "--budget", "3000s", "--benchmark", str(store),
+                    "--out", "res", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "found: |" in r.stdout and "final value test_acc at hp=12" in r.stdout
+    assert "longest recipe covering every architecture" in r.stdout  # no hp=200: said so
+    files = list((tmp_path / "res" / "runs").rglob("*.parquet"))
+    assert len(files) == 1
+    df = pd.read_parquet(files[0])
+    assert df["sim_time_s"].max() <= 3000 and (df["searcher"] == "bohb").all()
+    assert set(df["fidelity"]) <= {1, 4, 12} and len(set(df["fidelity"])) > 1
+    meta = pq.read_metadata(files[0]).metadata
+    assert b"code_version" in meta and b"library_versions" in meta and b"experiment" in meta
+
+
+def test_all_searchers_many_runs_print_one_summary_row_each(store, tmp_path):
+    r = orchestrate("--searcher", "all", "--runs", "3", "--budget", "25ev", "--benchmark", str(store),
+                    "--out", str(tmp_path / "o"), "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    table = r.stdout.split("regret")[1]
+    for name in ("random", "rea", "reinforce", "bohb", "tpe"):
+        assert f"\n{name} " in table
+    df = pd.concat(pd.read_parquet(f) for f in (tmp_path / "o").rglob("*.parquet"))
+    assert df.groupby(["searcher", "run_seed"]).size().eq(25).all() and df["run_seed"].nunique() == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--searcher", "darts"], "invalid choice: 'darts'"),
+    (["--budget", "lots"], "cannot read the budget 'lots'"),
+    (["--budget=-2e4s"], "must be positive"),
+    (["--dataset", "cifar100"], "no dataset 'cifar100'"),
+    (["--hp", "200"], "no hp=200 recipe"),
+    (["--runs", "0"], "--runs must be at least 1"),
+])
+def test_bad_input_gets_one_clear_message_exit_2_and_writes_nothing(store, tmp_path, args, message):
+    r = orchestrate("--benchmark", str(store), "--out", str(tmp_path / "out"), *args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_benchmark_path_is_a_clear_error(tmp_path):
+    r = orchestrate("--benchmark", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 2 and "error:" in r.stderr and "nowhere" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_explains_every_option():
+    r = orchestrate("--help", cwd=ROOT)
+    assert r.returncode == 0
+    for opt in ("--searcher", "--space", "--dataset", "--budget", "--runs", "--seed", "--workers",
+                "--benchmark", "--out", "--address", "--parallel", "150ev", "NATS-Bench's budget"):
+        assert opt in r.stdout
