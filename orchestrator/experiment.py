@@ -34,7 +34,7 @@ def default_budget(table: SimTable) -> tuple[Budget, str]:
         return Budget(seconds=NATS_BUDGETS_S[table.dataset]), f"NATS-Bench's budget for {table.dataset}"
     if not table.has_time:
         return Budget(evaluations=DEFAULT_EVALUATIONS_WORTH), "no recorded times: an evaluation budget"
-    full = table.cum_time[:, :, -1] + np.nan_to_num(table.eval_time[:, :, -1])
+    full = table.cost[:, :, -1]
     median = float(np.nanmedian(np.where(np.isnan(table.feedback[:, :, -1]), np.nan, full)))
     seconds = float(np.round(DEFAULT_EVALUATIONS_WORTH * median, 1))
     return Budget(seconds=seconds), (f"{DEFAULT_EVALUATIONS_WORTH} x the median full evaluation "

@@ -82,8 +82,10 @@ class SimTable:
     has_time: bool = True
 
     def __post_init__(self) -> None:
-        # Cumulative training time up to (and including) each epoch, so a lookup is O(1).
-        self.cum_time = np.nancumsum(np.nan_to_num(self.train_time, nan=0.0), axis=2, dtype=np.float64)
+        # Cumulative training time up to (and including) each epoch, and with it the cost of an
+        # evaluation to each epoch, precomputed so that the event loop does two scalar lookups.
+        self.cum_time = np.cumsum(np.nan_to_num(self.train_time, nan=0.0), axis=2, dtype=np.float64)
+        self.cost = self.cum_time + np.nan_to_num(self.eval_time, nan=0.0)
         self.num_epochs = self.feedback.shape[2]
         self.num_seeds = self.feedback.shape[1]
         best = int(np.nanargmax(self.final))
@@ -133,9 +135,7 @@ class SimTable:
     def evaluate(self, arch: int, epoch: int, seed: int) -> tuple[float, float]:
         """(feedback, simulated cost in seconds) of training ``arch`` to ``epoch`` (1-based)."""
         e = min(max(epoch, 1), self.num_epochs) - 1
-        value = float(self.feedback[arch, seed, e])
-        cost = float(self.cum_time[arch, seed, e] + np.nan_to_num(self.eval_time[arch, seed, e]))
-        return value, cost
+        return float(self.feedback[arch, seed, e]), float(self.cost[arch, seed, e])
 
 
 def _longest_complete_recipe(bench, space: str, dataset: str, hps, metric: str) -> int:
