@@ -42,8 +42,6 @@ def test_query_through_a_subprocess_prints_metrics(store):
     (["query", "{missing}", "--dataset", "digits", "--arch", "1"], "store folder {missing} does not exist"),
     (["query", "{store}", "--dataset", "mnist", "--arch", "1"], "dataset 'mnist' is not in the store for space 'tss'; it has: digits"),
     (["query", "{store}", "--dataset", "digits", "--arch", "|nor_conv_3x3~0|"], "tss: '|nor_conv_3x3~0|'"),
-    (["query", "{store}", "--dataset", "digits", "--arch", "99999"], "out of range 0..15624"),
-    (["info", "{missing}"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_error_line(store, tmp_path, args, message):
     fill = {"store": str(store), "missing": str(tmp_path / "missing")}
@@ -80,7 +78,11 @@ def test_compact_then_query_sees_the_last_written_row(store, capsys):
     assert "valid_acc: 105.012\n" in capsys.readouterr().out
 
 
-def test_bad_options_and_delegation_errors(store, capsys):
+def test_bad_options_and_delegation_errors(store, tmp_path, capsys):
+    assert _run(["query", str(store), "--dataset", "digits", "--arch", "99999"]) == 2
+    assert "out of range 0..15624" in capsys.readouterr().err
+    assert _run(["info", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
     assert _run(["query", str(store), "--dataset", "digits", "--arch", "1", "--seed", "x"]) == 2
     assert "error: --seed 'x': give an int, 'mean' or 'random'" in capsys.readouterr().err
     assert _run(["query", str(store), "--dataset", "digits"]) == 2

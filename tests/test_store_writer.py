@@ -140,7 +140,7 @@ def test_provenance_rejects_a_role_column_the_table_lacks():
 
 
 # ------------------------------------------------------------------ concurrency (real processes)
-N_WRITERS, N_FRAGMENTS = 3, 8
+N_WRITERS, N_FRAGMENTS = 3, 5
 
 
 def _writer_process(root: str, worker: int) -> None:
