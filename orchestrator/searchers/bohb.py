@@ -1,0 +1,279 @@
+"""BOHB (Falkner et al. 2018): HyperBand brackets whose new configs come from hpbandster's KDE model.
+
+Why our own driver: hpbandster's Master needs a Pyro name server, a dispatcher and threads (it
+hung on this machine), and Ray's TuneBOHB only works inside Ray's scheduler. Here HyperBand and
+successive halving are a few lines of bookkeeping that run in-process, and only hpbandster's
+configuration generator (``hpbandster.optimizers.config_generators.bohb.BOHB``, the KDE model)
+is reused, with NATS-Bench's settings by default.
+
+Schedule (as hpbandster's): budgets are ``max_fidelity * eta**-k`` rounded to whole epochs, e.g.
+1, 4, 12 for min 1, max 12, eta 3; HyperBand iteration i runs a successive-halving bracket with
+``s = S - 1 - i % S`` halvings; a bracket samples its first-rung configs lazily from the model
+(so each draw sees the freshest model), waits for the whole rung, then promotes the best
+``1/eta`` (in proposal order) to the next budget. An ask serves the oldest bracket with work;
+when every open bracket is waiting for results it opens the next bracket, as hpbandster's
+Master does, unless ``max_active_brackets`` are open, in which case it returns None. With
+``min_fidelity == max_fidelity`` every bracket is a single config at that fidelity: plain
+model-based search.
+
+One deliberate difference from hpbandster: with ``categorical_kernel_fix`` (default) the fitted
+densities are replaced by ``CategoricalKDE``, because statsmodels' categorical kernel breaks on
+exactly the data a converging search produces (see that class); ``categorical_kernel_fix=False``
+reproduces hpbandster, and so NATS-Bench, as published.
+
+Determinism: hpbandster draws from numpy's global RNG and ConfigSpace from its own RandomState.
+Around every call into hpbandster both are seeded from this searcher's Generator (or, for model
+updates, from the result count, so replaying results consumes nothing), and the global state is
+restored afterwards so that other code is not disturbed. The KDE model is a deterministic
+function of the told results, so a checkpoint stores only the history and the brackets and
+rebuilds the model by replaying ``new_result`` in tell order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import numpy as np
+from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
+
+from spaces.errors import UserError
+from spaces.hparams import SearchSpace
+
+from .base import FIDELITY, Searcher, check_bool, check_float, check_int
+
+_LOG = logging.getLogger(__name__)
+
+
+class CategoricalKDE:
+    """A product-kernel density with a proper kernel for unordered choices.
+
+    hpbandster fits statsmodels' ``KDEMultivariate``, whose Aitchison-Aitken kernel takes the
+    number of choices from the data it was fitted on: when the good configs all agree on a
+    choice (exactly when the model has learnt something) that number is 1 and every density
+    is NaN, so hpbandster silently falls back to a random config. Its bandwidth rule can also
+    exceed ``(c - 1) / c``, where the kernel starts to prefer the *other* choices. This density
+    uses the declared number of choices and caps the categorical bandwidth there; continuous
+    dimensions keep statsmodels' Gaussian kernel. It offers what hpbandster reads from a KDE:
+    ``data``, ``bw`` and ``pdf``.
+    """
+
+    def __init__(self, data: np.ndarray, bw: np.ndarray, vartypes: np.ndarray,
+                 min_bandwidth: float) -> None:
+        self.data = np.asarray(data, dtype=np.float64)
+        self.vartypes = np.asarray(vartypes)
+        self._categorical = self.vartypes > 0
+        levels = np.maximum(self.vartypes, 2).astype(np.float64)
+        cap = np.where(self._categorical, (levels - 1) / levels, np.inf)
+        self.bw = np.minimum(np.maximum(np.asarray(bw, dtype=np.float64), min_bandwidth), cap)
+        self._levels = levels
+
+    def pdf(self, x: Any) -> float:
+        x = np.asarray(x, dtype=np.float64)
+        same = self.data == x
+        cat = np.where(same, 1.0 - self.bw, self.bw / (self._levels - 1))
+        u = (self.data - x) / self.bw
+        cont = np.exp(-0.5 * u * u) / (np.sqrt(2 * np.pi) * self.bw)
+        kernel = np.where(self._categorical, cat, cont)
+        return float(np.mean(np.prod(kernel, axis=1)))
+
+
+class FixedKDEGenerator(KDEGenerator):
+    """hpbandster's generator with its fitted densities replaced by ``CategoricalKDE``."""
+
+    def new_result(self, job: Any, update_model: bool = True) -> None:
+        super().new_result(job, update_model)
+        models = self.kde_models.get(job.kwargs["budget"])
+        if models is not None and not isinstance(models["good"], CategoricalKDE):
+            for key, kde in models.items():
+                models[key] = CategoricalKDE(kde.data, kde.bw, self.vartypes, self.min_bandwidth)
+
+
+def hyperband_budgets(min_fidelity: int, max_fidelity: int, eta: int) -> list[int]:
+    """The rung budgets in epochs, ascending (hpbandster's geometric grid, rounded)."""
+    n_rungs = int(math.floor(math.log(max_fidelity / min_fidelity) / math.log(eta) + 1e-9)) + 1
+    raw = [max_fidelity * eta ** -(n_rungs - 1 - k) for k in range(n_rungs)]
+    return sorted({max(min_fidelity, int(round(b))) for b in raw})
+
+
+@contextmanager
+def _seeded_global_rng(seed: int) -> Iterator[None]:
+    """Seed numpy's global RNG for the duration of a call, then put the old state back."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            # ConfigSpace 1.x deprecates the 0.x calls hpbandster makes (the calls still work);
+            # statsmodels warns that its KDE's default RNG will change, but the KDE only uses
+            # that RNG for cross-validated bandwidths, which hpbandster does not request.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        np.random.set_state(saved)
+
+
+class BOHB(Searcher):
+    name = "bohb"
+    multi_fidelity = True
+
+    def __init__(self, space: SearchSpace, seed: int, *, min_fidelity: int = 1,
+                 max_fidelity: int = 12, eta: int = 3, num_samples: int = 4,
+                 random_fraction: float = 0.0, bandwidth_factor: float = 3.0,
+                 min_bandwidth: float = 0.3, top_n_percent: int = 15,
+                 categorical_kernel_fix: bool = True,
+                 max_active_brackets: int | None = None, max_trials: int | None = None) -> None:
+        min_fidelity = check_int("min_fidelity", min_fidelity, 1)
+        max_fidelity = check_int("max_fidelity", max_fidelity, 1)
+        if max_fidelity < min_fidelity:
+            raise UserError(
+                f"knob max_fidelity ({max_fidelity}) must be >= min_fidelity ({min_fidelity})"
+            )
+        knobs = {
+            "min_fidelity": min_fidelity, "max_fidelity": max_fidelity,
+            "eta": check_int("eta", eta, 2),
+            "num_samples": check_int("num_samples", num_samples, 1),
+            "random_fraction": check_float("random_fraction", random_fraction, 0.0, 1.0),
+            "bandwidth_factor": check_float("bandwidth_factor", bandwidth_factor, 0.0, 1e6,
+                                            low_open=True),
+            "min_bandwidth": check_float("min_bandwidth", min_bandwidth, 0.0, 1.0),
+            "top_n_percent": check_int("top_n_percent", top_n_percent, 1),
+            "categorical_kernel_fix": check_bool("categorical_kernel_fix",
+                                                 categorical_kernel_fix),
+            "max_active_brackets": check_int("max_active_brackets", max_active_brackets, 1,
+                                             optional=True),
+        }
+        if knobs["top_n_percent"] >= 100:
+            raise UserError(f"knob top_n_percent must be < 100, got {top_n_percent}")
+        super().__init__(space, seed, max_trials=max_trials, knobs=knobs)
+        self.knobs = knobs
+        self.budgets = hyperband_budgets(min_fidelity, max_fidelity, knobs["eta"])
+        self._configspace = space.to_configspace(seed=0)
+        self._generator = self._new_generator()
+        self._brackets: list[dict] = []        # open brackets, oldest first
+        self._n_brackets = 0                   # HyperBand iteration counter
+        self._trial_slot: dict[Any, list] = {}  # pending trial id -> [bracket id, slot]
+        self.model_based_picks = 0             # how many first-rung configs came from the KDE
+
+    def _new_generator(self) -> Any:
+        cls = FixedKDEGenerator if self.knobs["categorical_kernel_fix"] else KDEGenerator
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return cls(
+                self._configspace, top_n_percent=self.knobs["top_n_percent"],
+                num_samples=self.knobs["num_samples"],
+                random_fraction=self.knobs["random_fraction"],
+                bandwidth_factor=self.knobs["bandwidth_factor"],
+                min_bandwidth=self.knobs["min_bandwidth"], logger=_LOG)
+
+    # ----- HyperBand / successive halving ---------------------------------------------------
+    def _open_bracket(self) -> dict:
+        n_rungs = len(self.budgets)
+        eta = self.knobs["eta"]
+        s = n_rungs - 1 - self._n_brackets % n_rungs
+        n0 = (n_rungs // (s + 1)) * eta ** s
+        bracket = {
+            "id": self._n_brackets,
+            "budgets": self.budgets[n_rungs - s - 1:],
+            "sizes": [max(n0 // eta ** k, 1) for k in range(s + 1)],
+            "rung": 0,
+            "queue": [],       # [slot, config] promoted to this rung, not yet proposed
+            "proposed": 0,     # configs proposed at this rung
+            "results": {},     # slot -> value (None = failed) at this rung
+            "configs": {},     # slot -> config at this rung
+        }
+        self._n_brackets += 1
+        self._brackets.append(bracket)
+        return bracket
+
+    def _next_from(self, bracket: dict) -> tuple[int, dict] | None:
+        """(slot, config) the bracket wants evaluated next, or None while it waits for results."""
+        rung = bracket["rung"]
+        if bracket["queue"]:
+            slot, config = bracket["queue"].pop(0)
+        elif rung == 0 and bracket["proposed"] < bracket["sizes"][0]:
+            slot, config = bracket["proposed"], self._sample(bracket["budgets"][0])
+        else:
+            return None
+        bracket["proposed"] += 1
+        bracket["configs"][slot] = config
+        return slot, config
+
+    def _propose(self, trial_id: Any) -> dict | None:
+        for bracket in self._brackets:
+            picked = self._next_from(bracket)
+            if picked is not None:
+                break
+        else:
+            limit = self.knobs["max_active_brackets"]
+            if limit is not None and len(self._brackets) >= limit:
+                return None
+            bracket = self._open_bracket()
+            picked = self._next_from(bracket)
+        slot, config = picked
+        self._trial_slot[trial_id] = [bracket["id"], slot]
+        return {**config, FIDELITY: bracket["budgets"][bracket["rung"]]}
+
+    def _observe(self, record: dict) -> None:
+        self._feed_model(record, len(self._history))
+        bracket_id, slot = self._trial_slot.pop(record["trial_id"])
+        bracket = next((b for b in self._brackets if b["id"] == bracket_id), None)
+        if bracket is None:  # pragma: no cover - a bracket closes only after all its results
+            return
+        bracket["results"][slot] = record["value"]
+        if len(bracket["results"]) == bracket["sizes"][bracket["rung"]]:
+            self._advance(bracket)
+
+    def _advance(self, bracket: dict) -> None:
+        """Close a complete rung: promote the best configs (failures last) or close the bracket."""
+        rung = bracket["rung"] + 1
+        if rung == len(bracket["sizes"]):
+            self._brackets.remove(bracket)
+            return
+        results = bracket["results"]
+        ranked = sorted(results, key=lambda s: (results[s] is None, -(results[s] or 0.0), s))
+        keep = sorted(ranked[:bracket["sizes"][rung]])  # promoted configs keep proposal order
+        bracket.update(rung=rung, proposed=0, results={},
+                       queue=[[s, bracket["configs"][s]] for s in keep],
+                       configs={})
+
+    # ----- the KDE model --------------------------------------------------------------------
+    def _sample(self, budget: int) -> dict:
+        seed = int(self.rng.integers(2 ** 32))
+        with _seeded_global_rng(seed):
+            self._configspace.seed(seed)
+            raw, info = self._generator.get_config(budget)
+        self.model_based_picks += bool(info.get("model_based_pick"))
+        return self.space.validate(dict(raw))
+
+    def _feed_model(self, record: dict, n_results: int) -> None:
+        value = record["value"]
+        job = SimpleNamespace(
+            id=record["trial_id"], exception=None,
+            # hpbandster minimises a loss; a failure is "no result" (it ranks as infinitely bad)
+            result=None if value is None else {"loss": -value},
+            kwargs={"budget": record["fidelity"], "config": record["config"]})
+        with _seeded_global_rng(n_results):
+            self._generator.new_result(job)
+
+    # ----- checkpointing --------------------------------------------------------------------
+    def _extra_state(self) -> dict:
+        return {"brackets": self._brackets, "n_brackets": self._n_brackets,
+                "trial_slot": [[tid, v] for tid, v in self._trial_slot.items()],
+                "model_based_picks": self.model_based_picks}
+
+    def _load_extra_state(self, extra: dict) -> None:
+        self._brackets = extra["brackets"]
+        for b in self._brackets:  # JSON turns int dict keys into strings; undo that
+            b["results"] = {int(k): v for k, v in b["results"].items()}
+            b["configs"] = {int(k): v for k, v in b["configs"].items()}
+        self._n_brackets = extra["n_brackets"]
+        self._trial_slot = {tid: v for tid, v in extra["trial_slot"]}
+        self.model_based_picks = extra["model_based_picks"]
+        self._generator = self._new_generator()
+        for i, record in enumerate(self._history, start=1):
+            self._feed_model(record, i)

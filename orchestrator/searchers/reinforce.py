@@ -1,0 +1,157 @@
+"""REINFORCE with a factorised softmax policy, as NATS-Bench's reference (Williams 1992).
+
+One vector of logits per categorical decision; a config is one independent draw per decision.
+After each result the policy takes one Adam step on ``-(reward - baseline) * log p(config)``,
+where the baseline is a bias-corrected exponential moving average of the rewards that already
+includes the current one (the reference updates the baseline before computing the advantage).
+
+The policy, the optimiser and the baseline are separate small classes so that other policy-
+gradient controllers (ENAS's sampler) can reuse them. Everything is numpy: a 6 x 5 policy does
+not need torch, and numpy keeps ask+tell in the microseconds.
+
+Asynchronous use: a result updates the current policy with the gradient of the log-probability
+of the config that was evaluated, even if the policy has moved since it was proposed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from spaces.errors import UserError
+from spaces.hparams import Categorical, SearchSpace
+
+from .base import Searcher, check_float
+
+
+class MovingAverageBaseline:
+    """Bias-corrected exponential moving average: no pull towards 0 in the first updates."""
+
+    def __init__(self, momentum: float = 0.9) -> None:
+        self.momentum = momentum
+        self.numerator = 0.0
+        self.denominator = 0.0
+
+    def update(self, value: float) -> None:
+        self.numerator = self.momentum * self.numerator + (1 - self.momentum) * value
+        self.denominator = self.momentum * self.denominator + (1 - self.momentum)
+
+    def value(self) -> float:
+        return self.numerator / self.denominator if self.denominator else 0.0
+
+    def state_dict(self) -> dict:
+        return {"numerator": self.numerator, "denominator": self.denominator}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.numerator, self.denominator = state["numerator"], state["denominator"]
+
+
+class Adam:
+    """Adam (Kingma & Ba) on a list of numpy arrays, updated in place (torch's defaults)."""
+
+    def __init__(self, params: list[np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.step_count = 0
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        b1, b2 = self.betas
+        self.step_count += 1
+        c1, c2 = 1 - b1 ** self.step_count, 1 - b2 ** self.step_count
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            p -= (self.lr / c1) * m / (np.sqrt(v) / np.sqrt(c2) + self.eps)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step_count, "m": [a.tolist() for a in self.m],
+                "v": [a.tolist() for a in self.v]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = state["step"]
+        for dst, src in zip(self.m + self.v, state["m"] + state["v"]):
+            dst[...] = src
+
+
+class SoftmaxPolicy:
+    """Independent categorical distributions, one logit vector per decision."""
+
+    def __init__(self, sizes: list[int], rng: np.random.Generator, init_std: float = 1e-3) -> None:
+        # NATS-Bench starts from tiny random logits: almost uniform, but not exactly tied.
+        self.logits = [init_std * rng.standard_normal(n) for n in sizes]
+
+    def probs(self) -> list[np.ndarray]:
+        out = []
+        for z in self.logits:
+            e = np.exp(z - z.max())
+            out.append(e / e.sum())
+        return out
+
+    def sample(self, rng: np.random.Generator) -> list[int]:
+        u = rng.random(len(self.logits))
+        return [min(int(np.searchsorted(np.cumsum(p), x, side="right")), len(p) - 1)
+                for p, x in zip(self.probs(), u)]
+
+    def log_prob_grads(self, actions: list[int]) -> list[np.ndarray]:
+        """d log p(actions) / d logits, per decision: onehot(action) - softmax(logits)."""
+        grads = [-p for p in self.probs()]
+        for g, a in zip(grads, actions):
+            g[a] += 1.0
+        return grads
+
+    def state_dict(self) -> dict:
+        return {"logits": [z.tolist() for z in self.logits]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for dst, src in zip(self.logits, state["logits"]):
+            dst[...] = src
+
+
+class Reinforce(Searcher):
+    name = "reinforce"
+
+    def __init__(self, space: SearchSpace, seed: int, *, learning_rate: float = 0.01,
+                 baseline_momentum: float = 0.9, max_trials: int | None = None) -> None:
+        learning_rate = check_float("learning_rate", learning_rate, 0.0, 10.0, low_open=True)
+        baseline_momentum = check_float("baseline_momentum", baseline_momentum, 0.0, 1.0)
+        super().__init__(space, seed, max_trials=max_trials,
+                         knobs={"learning_rate": learning_rate,
+                                "baseline_momentum": baseline_momentum})
+        others = [p.name for p in space if not isinstance(p, Categorical)]
+        if others:
+            raise UserError(
+                f"reinforce handles Categorical parameters only; {others} are not. "
+                "Use random, rea, bohb or tpe for numeric hyperparameters"
+            )
+        self._decisions: list[Categorical] = list(space)
+        self.policy = SoftmaxPolicy([len(p.choices) for p in self._decisions], self.rng)
+        self.optimizer = Adam(self.policy.logits, lr=learning_rate)
+        self.baseline = MovingAverageBaseline(baseline_momentum)
+
+    def _propose(self, trial_id: Any) -> dict:
+        actions = self.policy.sample(self.rng)
+        return {p.name: p.choices[a] for p, a in zip(self._decisions, actions)}
+
+    def _observe(self, record: dict) -> None:
+        reward = record["value"]
+        if reward is None:  # a failed evaluation says nothing about the policy's choices
+            return
+        actions = [p.index(record["config"][p.name]) for p in self._decisions]
+        self.baseline.update(reward)
+        advantage = reward - self.baseline.value()
+        # Gradient descent on -advantage * log p: step along -(-advantage * dlogp).
+        self.optimizer.step([-advantage * g for g in self.policy.log_prob_grads(actions)])
+
+    def _extra_state(self) -> dict:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "baseline": self.baseline.state_dict()}
+
+    def _load_extra_state(self, extra: dict) -> None:
+        self.policy.load_state_dict(extra["policy"])
+        self.optimizer.load_state_dict(extra["optimizer"])
+        self.baseline.load_state_dict(extra["baseline"])
