@@ -194,9 +194,11 @@ def write_fragment(root: str | Path, table: str, rows: pd.DataFrame | pa.Table, 
     if tbl.num_rows == 0:
         return []
     stored = S.data_schema(table).names
+    # Check every partition's folder name before writing any, so bad input writes nothing.
+    groups = [(S.partition_path(root, table, combo), combo, part)
+              for combo, part in _partition_groups(tbl, table)]
     written = []
-    for combo, part in _partition_groups(tbl, table):
-        folder = S.partition_path(root, table, combo)
+    for folder, combo, part in groups:
         file_meta = {**meta, "table": table, "partition": json.dumps(combo, sort_keys=True)}
         data = part.select(stored).replace_schema_metadata(file_meta)
         written.append(_write_atomic(data, folder))
@@ -204,7 +206,7 @@ def write_fragment(root: str | Path, table: str, rows: pd.DataFrame | pa.Table, 
 
 
 def dedupe_keep_last(tbl: pa.Table, keys: list[str] | tuple[str, ...]) -> pa.Table:
-    """Drop rows whose key repeats an later row's key: the last written row wins."""
+    """Drop rows whose key repeats a later row's key: the last written row wins."""
     if tbl.num_rows == 0 or not keys:
         return tbl
     rows = tbl.select(list(keys)).append_column("__row", pa.array(np.arange(tbl.num_rows)))

@@ -65,12 +65,15 @@ def test_missing_optional_columns_become_nulls_and_ints_are_cast(tmp_path):
     ({"valid_accuracy": [1.0]}, "no column(s) 'valid_accuracy'"),
     ({"seed": [None]}, "column 'seed' of 'epochs' is a key column"),
     ({"dataset": ["../escape"]}, "cannot be a partition folder name"),
+    ({"dataset": ["digits", "x y"]}, "cannot be a partition folder name"),  # digits not written
 ])
 def test_bad_rows_are_rejected_with_a_message_and_nothing_is_written(tmp_path, change, message):
-    base = {"space": ["tss"], "dataset": ["digits"], "hp": [12], "arch_index": [1], "seed": [0],
-            "epoch": [1], "valid_acc": [1.0], "status": ["ok"]}
+    base = {"space": "tss", "dataset": "digits", "hp": 12, "arch_index": 1, "seed": 0,
+            "epoch": 1, "valid_acc": 1.0, "status": "ok"}
+    n = max(len(v) for v in change.values())
     with pytest.raises(UserError) as err:
-        W.write_fragment(tmp_path, "epochs", pd.DataFrame({**base, **change}), metadata={})
+        W.write_fragment(tmp_path, "epochs", pd.DataFrame({**base, **change}, index=range(n)),
+                         metadata={})
     assert message in str(err.value)
     assert _files(tmp_path) == []
 
