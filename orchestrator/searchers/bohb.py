@@ -85,6 +85,14 @@ class CategoricalKDE:
 class FixedKDEGenerator(KDEGenerator):
     """hpbandster's generator with its fitted densities replaced by ``CategoricalKDE``."""
 
+    def impute_conditional_data(self, array: np.ndarray) -> np.ndarray:
+        # hpbandster fills the NaNs of inactive conditional parameters row by row in Python on
+        # every model refit, which makes a long search quadratic in Python time. Rows without
+        # NaNs are left unchanged by that loop, so skipping it when there are none changes nothing.
+        if not np.isnan(array).any():
+            return array
+        return super().impute_conditional_data(array)
+
     def new_result(self, job: Any, update_model: bool = True) -> None:
         super().new_result(job, update_model)
         models = self.kde_models.get(job.kwargs["budget"])
@@ -109,9 +117,10 @@ def _seeded_global_rng(seed: int) -> Iterator[None]:
         with warnings.catch_warnings():
             # ConfigSpace 1.x deprecates the 0.x calls hpbandster makes (the calls still work);
             # statsmodels warns that its KDE's default RNG will change, but the KDE only uses
-            # that RNG for cross-validated bandwidths, which hpbandster does not request.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
+            # that RNG for cross-validated bandwidths, which hpbandster does not request;
+            # statsmodels' NaN densities (see CategoricalKDE) warn, and hpbandster handles them.
+            for category in (DeprecationWarning, FutureWarning, RuntimeWarning):
+                warnings.simplefilter("ignore", category)
             yield
     finally:
         np.random.set_state(saved)
