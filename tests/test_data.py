@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from spaces.errors import UserError
-from trainables.data import DATASETS, Dataset, Split, cifar, fashion, files, imagenet16, iterate_batches, load_dataset
+from trainables.data import (DATASETS, Dataset, Split, batches, cifar, fashion, files, imagenet16, iterate_batches,
+                             load_dataset)
 from trainables.data.assemble import channel_stats, seeded_order, stratified_split
 
 
@@ -108,6 +109,14 @@ def test_same_generator_state_gives_identical_batches(digits: Dataset) -> None:
     assert not torch.equal(a[0][0], c[0][0])
     # A shuffled epoch is a permutation of the split.
     assert sorted(torch.cat([y for _, y in a]).tolist()) == sorted(digits.train.labels.tolist())
+
+
+def test_batches_do_not_depend_on_chunking(digits: Dataset, monkeypatch) -> None:
+    whole = _batches(digits, digits.train, 5, shuffle=True, augment=True, batch_size=64)
+    monkeypatch.setattr(batches, "_CHUNK_PIXELS", 64 * 64)  # one 64-image batch per chunk
+    chunked = _batches(digits, digits.train, 5, shuffle=True, augment=True, batch_size=64)
+    assert len(whole) == len(chunked) == 15
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(whole, chunked))
 
 
 def _reference_augment(images: torch.Tensor, gen: torch.Generator, pad: int, flip: bool):

@@ -25,9 +25,10 @@ from spaces.errors import UserError
 
 from .types import Dataset, Split
 
-# Upper bound on pixels (N*C*H*W) per chunk: large enough that digits' whole train split is one
-# chunk, small enough that CIFAR's float chunk stays ~16 MB (cache friendly, little memory).
-_CHUNK_PIXELS = 1 << 22
+# Upper bound on pixels (N*C*H*W) per chunk: digits' whole train split is one chunk (per-op
+# overhead paid once per epoch), a CIFAR chunk is one batch of 256 (4 MB of floats). Measured on
+# CIFAR-shaped data: 2**20 -> 108K samples/s per thread, 2**18 -> 96K, 2**22 -> 75K, 2**24 -> 37K.
+_CHUNK_PIXELS = 1 << 20
 
 
 def iterate_batches(
@@ -93,8 +94,9 @@ def _generate(split, order, crop, pad, scale, shift, end, per_chunk, batch_size)
         else:
             pixels = split.images[start:stop]
         labels = split.labels[start:stop] if index is None else split.labels.index_select(0, index)
-        # float conversion and normalisation in one pass each; all batches of the chunk share it.
-        images = torch.addcmul(shift, pixels.to(torch.float32), scale)
+        # One float conversion and two in-place passes per chunk (torch.addcmul with broadcast
+        # scale/shift measured ~6x slower on CPU).
+        images = pixels.to(torch.float32).mul_(scale).add_(shift)
         for b in range(0, stop - start, batch_size):
             yield images[b : b + batch_size], labels[b : b + batch_size]
 
