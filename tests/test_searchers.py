@@ -97,6 +97,7 @@ def test_fidelity_knobs_reach_only_multi_fidelity_searchers():
     ("bohb", {"eta": 1}, "eta must be >= 2"),
     ("bohb", {"random_fraction": 2}, "random_fraction must lie in"),
     ("bohb", {"top_n_percent": 100}, "top_n_percent must be < 100"),
+    ("bohb", {"categorical_kernel_fix": 1}, "categorical_kernel_fix must be True or False"),
     ("tpe", {"multivariate": "yes"}, "multivariate must be True or False"),
     ("tpe", {"n_ei_candidates": 0}, "n_ei_candidates must be >= 1"),
     ("random", {"max_trials": 0}, "max_trials must be >= 1"),
@@ -336,3 +337,27 @@ def test_bohb_proposes_from_its_kde_model_once_it_has_data():
     # A KDE needs 2 * (6 + 1) results; after that every pick must come from the model, not from
     # a silent fallback to random sampling (hpbandster logs and falls back on any exception).
     assert s.model_based_picks >= 60 - 15
+
+
+def test_categorical_kde_stays_finite_and_favours_the_agreed_choice():
+    from statsmodels.nonparametric.kernel_density import KDEMultivariate
+
+    from orchestrator.searchers.bohb import CategoricalKDE
+
+    # Column 0: five choices on which every good point agrees (statsmodels: NaN); column 1:
+    # continuous, where the density must equal statsmodels' Gaussian product kernel.
+    rng = np.random.default_rng(0)
+    data = np.column_stack([np.full(8, 2.0), rng.random(8)])
+    kde = CategoricalKDE(data, np.array([0.0, 0.2]), np.array([5, 0]), min_bandwidth=0.3)
+    assert kde.bw[0] == 0.3  # statsmodels' bandwidth of a constant column is 0; floored
+    agreed, other = kde.pdf([2, 0.5]), kde.pdf([3, 0.5])
+    assert np.isfinite(agreed) and agreed == pytest.approx(other * 0.7 / 0.075)
+    # A bandwidth past (c - 1) / c would make the kernel prefer the other choices: capped there,
+    # where the kernel is flat.
+    wide = CategoricalKDE(data, np.array([1.7, 0.2]), np.array([5, 0]), min_bandwidth=0.3)
+    assert wide.bw[0] == pytest.approx(0.8)
+    assert wide.pdf([2, 0.5]) == pytest.approx(wide.pdf([3, 0.5]))
+    sm = KDEMultivariate(data[:, 1:], var_type="c", bw=[0.2])
+    only_cont = CategoricalKDE(data[:, 1:], np.array([0.2]), np.array([0]), min_bandwidth=0.0)
+    for x in (0.1, 0.5, 0.9):
+        assert only_cont.pdf([x]) == pytest.approx(float(sm.pdf([x])))
