@@ -103,6 +103,13 @@ def test_validate_rejects_bad_configs_with_clear_messages(patch, message):
         space.validate(cfg)
 
 
+def test_validate_clamps_float_rounding_at_the_bounds():
+    space = mixed_space()
+    cfg = {**space.sample(np.random.default_rng(0)), "lr": 1.0 + 1e-15, "momentum": -1e-17}
+    out = space.validate(cfg)
+    assert (out["lr"], out["momentum"]) == (1.0, 0.0)
+
+
 def test_validate_rejects_missing_names_and_non_dicts():
     space = mixed_space()
     cfg = space.sample(np.random.default_rng(0))

@@ -255,6 +255,24 @@ def test_rea_fills_the_population_randomly_then_mutates_one_decision():
         population = population[1:] + [child]  # the oldest dies
 
 
+@pytest.mark.parametrize("name", ["random", "rea", "bohb", "tpe"])
+def test_searchers_handle_mixed_numeric_spaces(name):
+    from spaces.hparams import BasisMixture
+
+    space = SearchSpace([Categorical("width", (8, 16, 32)), Integer("layers", 1, 20),
+                         Integer("batch", 16, 512, log=True), Float("lr", 1e-4, 1.0, log=True),
+                         BasisMixture("wd", (1e-5, 5e-4, 1e-3))])
+    s = make_searcher(name, space, 0, **({"min_fidelity": 3, "max_fidelity": 3}
+                                         if name == "bohb" else {}))
+    for i in range(40):
+        cfg = s.ask(i)
+        cfg.pop(FIDELITY, None)
+        assert space.validate(cfg) == cfg and type(cfg["width"]) is int
+        s.tell(i, -abs(math.log10(cfg["lr"]) + 2) - abs(cfg["layers"] - 7) + cfg["width"] / 32)
+    if name == "bohb":
+        assert s.model_based_picks > 0  # the KDE also works with continuous dimensions
+
+
 def test_rea_mutates_numeric_spaces_too():
     space = SearchSpace([Integer("layers", 1, 20), Float("lr", 1e-4, 1.0, log=True)])
     s = make_searcher("rea", space, 0, population_size=3, sample_size=2)
