@@ -49,13 +49,13 @@ class RunSpec:
     knobs: dict = field(default_factory=dict)
 
 
-def run_one(table: SimTable, spec: RunSpec, seed: int) -> pd.DataFrame:
+def run_one(table: SimTable, spec: RunSpec, seed: int, on_progress=None) -> pd.DataFrame:
     """One seeded run as rows of the `runs` table (without the experiment-wide columns)."""
     knobs = dict(spec.knobs)
     searcher = make_searcher(spec.searcher, table.space.hparams, seed,
                              min_fidelity=1, max_fidelity=table.num_epochs, **knobs)
     started = time.perf_counter()
-    traj = run_search(table, searcher, spec.budget, workers=spec.workers, seed=seed)
+    traj = run_search(table, searcher, spec.budget, workers=spec.workers, seed=seed, on_progress=on_progress)
     df = pd.DataFrame(traj)
     df.insert(0, "run_seed", seed)
     df.insert(0, "searcher", spec.searcher)
@@ -73,9 +73,25 @@ def run_experiment(table: SimTable, specs: list[RunSpec], seeds: list[int], *, a
     from tqdm.auto import tqdm
 
     jobs = [(spec, s) for spec in specs for s in seeds]
-    bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
     frames: list[pd.DataFrame] = []
-    if address is None and not parallel:
+    if len(jobs) == 1 and address is None and not parallel:
+        # One long run: show its progress through the budget rather than a 0/1 run counter.
+        spec, s = jobs[0]
+        by_time = spec.budget.seconds is not None
+        bar = tqdm(total=spec.budget.seconds if by_time else spec.budget.evaluations, disable=not progress,
+                   desc=spec.searcher, unit="sim s" if by_time else "eval", dynamic_ncols=True)
+
+        def advance(sim_time: float, evaluations: int) -> None:
+            bar.update((sim_time if by_time else evaluations) - bar.n)
+            bar.set_postfix_str(f"{evaluations} evaluations")
+
+        frames.append(run_one(table, spec, s, on_progress=advance))
+        bar.close()
+        jobs = []
+    bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress or not jobs, dynamic_ncols=True)
+    if not jobs:
+        pass
+    elif address is None and not parallel:
         for spec, s in jobs:
             bar.set_postfix_str(spec.searcher)
             frames.append(run_one(table, spec, s))
@@ -132,6 +148,7 @@ def summarize(runs: pd.DataFrame, table: SimTable) -> pd.DataFrame:
 def runs_table(runs: pd.DataFrame, table: SimTable, experiment: str, budget: Budget) -> pd.DataFrame:
     """The trajectory with the experiment-wide columns of the `runs` schema."""
     df = runs.copy()
+    df.attrs = {}  # per-run wall times live in the summary, not in the file
     df.insert(0, "experiment", experiment)
     df["space"] = table.space.name
     df["dataset"] = table.dataset

@@ -152,12 +152,13 @@ class _Stalled(Exception):
 
 
 def run_search(table: SimTable, searcher, budget: Budget, *, workers: int = 1, seed: int = 0,
-               max_evaluations: int | None = None) -> dict[str, np.ndarray]:
+               max_evaluations: int | None = None, on_progress=None) -> dict[str, np.ndarray]:
     """One simulated search; returns the trajectory as columns (one entry per finished evaluation).
 
     The run stops when the next evaluation to finish would pass the time budget (it is never told
     to the searcher), when the evaluation budget is reached, or when the searcher is finished.
     ``seed`` draws which recorded training seed answers each query (as NATS-Bench's is_random).
+    ``on_progress(sim_time_s, evaluations)`` is called every 256 evaluations (for progress bars).
     """
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
@@ -221,6 +222,8 @@ def run_search(table: SimTable, searcher, budget: Budget, *, workers: int = 1, s
         cols["best_test_acc"].append(float(table.final[best_arch]) if best_arch >= 0 else np.nan)
         cols["searcher_time_s"].append(searcher_s)
         cols["wall_time_s"].append(time.perf_counter() - started)
+        if on_progress is not None and len(cols["event"]) % 256 == 0:
+            on_progress(now, len(cols["event"]))
         if len(cols["event"]) >= limit_n:
             break
     return {k: np.asarray(v) for k, v in cols.items()}
