@@ -73,8 +73,10 @@ def test_digits_are_sklearns_digits(digits: Dataset) -> None:
     ours = torch.cat([s.images for s in digits.splits().values()])[:, 0].numpy()
     labels = torch.cat([s.labels for s in digits.splits().values()]).numpy()
     # Same multiset of (image, label) rows: the splits partition sklearn's data.
-    key = lambda im, lab: sorted(map(bytes, np.concatenate([im.reshape(len(im), -1), lab[:, None].astype(np.uint8)], 1)))
-    assert key(ours, labels) == key(expected, bunch.target)
+    def rows(images: np.ndarray, lab: np.ndarray) -> list[bytes]:
+        return sorted(map(bytes, np.concatenate([images.reshape(len(images), -1), lab[:, None].astype(np.uint8)], 1)))
+
+    assert rows(ours, labels) == rows(expected, bunch.target)
 
 
 def test_unknown_dataset_name_says_what_exists() -> None:

@@ -2,7 +2,23 @@
 
 Public interface (docs/ARCHITECTURE.md): ``Split``, ``Dataset``, ``DATASETS``, ``load_dataset``,
 ``iterate_batches``. Each dataset's module docstring states its file format, where it is looked
-for, and its split rule; ``SPLIT_SEED`` is the one fixed seed of every split rule.
+for, and its split rule; ``SPLIT_SEED`` (0) is the one fixed seed of every split rule, applied as
+a stratified splitmix64-keyed permutation (``assemble.py``), identical on every platform/version.
+
+================ ======================== ============================ ======= === ====
+name             source                   train / valid / test         size    pad flip
+================ ======================== ============================ ======= === ====
+digits           sklearn load_digits      901 / 449 / 447 (50/25/25%)  8x8x1   1   no
+fashion-mnist    IDX files                50K / 10K (of train) / 10K   28x28x1 3   yes
+cifar10-valid    CIFAR-10 python pickles  25K / 25K (of train) / 10K   32x32x3 4   yes
+cifar10          CIFAR-10 python pickles  50K / none / 10K             32x32x3 4   yes
+cifar100         CIFAR-100 python pickles 50K / 5K / 5K (of test)      32x32x3 4   yes
+ImageNet16-120   16x16 ImageNet pickles   151.7K / 3K / 3K (of val)    16x16x3 2   yes
+================ ======================== ============================ ======= === ====
+
+Crop padding is image_size // 8 (NATS-Bench: 4 on 32x32, 2 on 16x16). Flip is off for digits
+only, where a mirror image can be another digit. Without ``data_dir`` files are looked for in
+``$NATSFLOW_DATA_DIR`` or ``~/.cache/natsflow/datasets`` (``files.DEFAULT_DATA_DIR``).
 """
 
 from __future__ import annotations

@@ -80,7 +80,9 @@ def iterate_batches(
     return _generate(split, order, crop, dataset.crop_padding, scale, shift, end, per_chunk, batch_size)
 
 
-def _generate(split, order, crop, pad, scale, shift, end, per_chunk, batch_size):
+def _generate(split: Split, order: torch.Tensor | None, crop: tuple | None, pad: int, scale: torch.Tensor,
+              shift: torch.Tensor, end: int, per_chunk: int, batch_size: int):
+    """The lazy part of ``iterate_batches``: all randomness is already drawn when this runs."""
     for start in range(0, end, per_chunk):
         stop = min(start + per_chunk, end)
         index = order[start:stop] if order is not None else None
