@@ -50,34 +50,35 @@ _EDGE_RE = re.compile(r"^([A-Za-z0-9_]+)~(-?\d+)$")
 ZERO = "0"  # the expression of a node that is always zero
 
 
+def _cell_expression(ops: tuple[int, ...], term, combine, cell_input: str) -> str:
+    """Fold a cell into the expression of its output node.
+
+    ``term(op, source_expression)`` gives an edge's term, ``combine(terms)`` a node's expression;
+    the two isomorphism rules below differ only in these two functions.
+    """
+    nodes, e = [cell_input], 0
+    for target in range(1, NUM_NODES):
+        nodes.append(combine([term(OPS[ops[e + s]], nodes[s]) for s in range(target)]))
+        e += target
+    return nodes[-1]
+
+
 def _nb201_expression(ops: tuple[int, ...]) -> str:
     """NAS-Bench-201's string rule, kept only to reproduce its published count."""
-    nodes = ["0"]
-    e = 0
-    for target in range(1, NUM_NODES):
-        terms = []
-        for source in range(target):
-            op, src = OPS[ops[e]], nodes[source]
-            e += 1
-            terms.append("#" if op == "none" or src == "#" else src if op == "skip_connect" else f"({src})@{op}")
-        nodes.append("+".join(sorted(terms)))
-    return nodes[-1]
+    def term(op: str, src: str) -> str:
+        return "#" if op == "none" or src == "#" else src if op == "skip_connect" else f"({src})@{op}"
+
+    return _cell_expression(ops, term, lambda terms: "+".join(sorted(terms)), "0")
 
 
 def _zero_safe_expression(ops: tuple[int, ...]) -> str:
     """The canonical expression of the cell output under the isomorphism rule of the module doc."""
-    nodes = ["x"]
-    e = 0
-    for target in range(1, NUM_NODES):
-        terms = []
-        for source in range(target):
-            op, src = OPS[ops[e]], nodes[source]
-            e += 1
-            if op == "none" or src == ZERO:
-                continue
-            terms.append(src if op == "skip_connect" else f"{op}({src})")
-        nodes.append("+".join(sorted(terms)) if terms else ZERO)
-    return nodes[-1]
+    def term(op: str, src: str) -> str | None:
+        if op == "none" or src == ZERO:
+            return None  # a zero term changes no sum
+        return src if op == "skip_connect" else f"{op}({src})"
+
+    return _cell_expression(ops, term, lambda terms: "+".join(sorted(t for t in terms if t)) or ZERO, "x")
 
 
 class TopologySpace(CategoricalSpace):
