@@ -51,6 +51,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, default=None, metavar="K",
                    help="start a local Ray with K CPUs and spread runs over it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--mode", default="simulate", choices=("simulate", "train"),
+                   help="simulate: replay the searcher on a tabular benchmark (default); "
+                        "train: train every proposed architecture for real on Ray Tune")
+    from orchestrator.live import SCHEDULERS
+    from trainables.recipes import RECIPES
+
+    live = p.add_argument_group(
+        "live training (--mode train)",
+        "Each trial trains one architecture (1 CPU, 1 torch thread) and appends every epoch to the\n"
+        "store. The experiment folder OUT/live/EXPERIMENT holds Ray's files, live_settings.json and\n"
+        "trials.parquet (one row per trial). --searcher (one name), --space, --seed (of the searcher\n"
+        "and of the training), --experiment, --out, --address and --quiet apply too; --dataset\n"
+        "defaults to digits. Example:\n"
+        "  orchestrate.py --mode train --searcher rea --C 8 --N 1 --trials 20 --scheduler asha")
+    live.add_argument("--data-dir", default=None, metavar="DIR",
+                      help="where the dataset's files are (digits needs none)")
+    live.add_argument("--recipe", default="h0", choices=sorted(RECIPES),
+                      help="training recipe: h0 = 12 epochs (search), h1 = 200, h2 = 90 (default h0)")
+    live.add_argument("--epochs", type=int, default=None, metavar="E",
+                      help="override the recipe's length (cosine schedule over these epochs; stored as hp=EPOCHS)")
+    live.add_argument("--trials", type=int, default=10, metavar="K", help="architectures to train (default 10)")
+    live.add_argument("--scheduler", default="fifo", choices=SCHEDULERS,
+                      help="fifo: train each trial to its end (default; the only one for bohb, which "
+                           "runs its own HyperBand brackets); asha: ASHA early stopping (grace 1 epoch, "
+                           "reduction 3); hyperband: synchronous HyperBand (reduction 3)")
+    live.add_argument("--store", default="results/store", metavar="DIR",
+                      help="Parquet store the trained epochs are appended to (default results/store)")
+    live.add_argument("--C", type=int, default=16,
+                      help="channels of the first stage (default 16 as NATS-Bench; digits wants 8)")
+    live.add_argument("--N", type=int, default=5,
+                      help="cells per stage (default 5 as NATS-Bench; digits wants 1)")
+    live.add_argument("--max-concurrent", type=int, default=None, metavar="K",
+                      help="at most K trials at once (default: as many as the CPUs allow)")
+    live.add_argument("--max-failures", type=int, default=2, metavar="K",
+                      help="retries of a crashed trial, each from its last checkpoint (default 2)")
+    live.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
+                      help="GPUs per trial, fractions allowed; 0 trains on the CPU (default 0)")
+    live.add_argument("--resume", action="store_true",
+                      help="continue the interrupted experiment named by --experiment (under --out) "
+                           "with its saved settings; the other live flags are not read")
     return p
 
 
@@ -66,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from orchestrator.live import check_mode_flags, run_live_cli
+
+    check_mode_flags(args, build_parser())
+    if args.mode == "train":
+        return run_live_cli(args)
     from benchmark_data.reader import Benchmark
     from benchmark_data.schema import provenance
     from orchestrator.experiment import (RunSpec, default_budget, run_experiment, runs_table, summarize,

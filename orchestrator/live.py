@@ -1,0 +1,485 @@
+"""Live search: any multi-trial searcher proposes architectures that Ray Tune trains for real.
+
+``python orchestrate.py --mode train --searcher rea --dataset digits --C 8 --N 1 --trials 20``
+
+One Tune trial = one architecture trained by ``trainables.train.TrainArch`` (one ``step()`` per
+epoch, a checkpoint per epoch, its rows appended to the Parquet store). The searcher is one of
+ours behind ``orchestrator.tune_adapter.TuneSearcher``, told the validation accuracy (percent,
+maximised) and the epochs actually trained, so the same object that runs in the simulator runs
+here.
+
+Choices that are not obvious:
+  * One CPU and one torch thread per trial, and ``reuse_actors=True``. On the 2-core development
+    machine two 1-thread trials beat one 2-thread trial, and reusing actors cut the per-trial
+    overhead from 2-4 s to ~0.1 s when the machine was quiet (17 s to 3 s under heavy load): a
+    new actor re-imports torch and reloads the data set.
+  * Concurrency: by default as many trials as free CPUs. A searcher asked while results are
+    pending proposes without them (BOHB then opens its next bracket, as hpbandster does);
+    ``--max-concurrent 1`` makes every ask see every earlier result.
+  * Schedulers: ``fifo`` trains every trial to its end (the recipe's epochs, or the fidelity a
+    multi-fidelity searcher asked for); ``asha`` (ASHAScheduler, grace 1 epoch, reduction 3) and
+    ``hyperband`` (HyperBandScheduler, reduction 3) stop weak trials early, over
+    ``training_iteration`` = epochs. BOHB brings its own HyperBand brackets through the config's
+    ``fidelity``, so BOHB runs under FIFO only: a second early-stopping layer would cut trials
+    below the budgets its model is fitted on. Asking for asha/hyperband with bohb is a UserError.
+  * Fault tolerance: a crashed trial is retried from its last checkpoint (``--max-failures``);
+    only the newest checkpoint of a trial is kept. ``--resume`` continues an interrupted
+    experiment with ``Tuner.restore``; Ray restores the searcher from the state that
+    ``TuneSearcher.save`` wrote, and the settings come from the experiment's
+    ``live_settings.json`` (so the searcher is rebuilt exactly as it was). ``load_searcher``
+    reads that state back, e.g. to ask the searcher what it believes best.
+  * Results: every trained epoch lands in the store's ``epochs`` table (and the architecture in
+    ``archs``) through TrainArch; the experiment folder ``<out>/live/<experiment>/`` holds Ray's
+    files, ``live_settings.json`` and ``trials.parquet`` (one row per trial, see TRIAL_COLUMNS).
+  * Everything a user can get wrong is checked before Ray starts and before anything is written
+    (the data set is loaded once in the driver for that reason).
+  * On a multi-node cluster (``--address``) the store and the experiment folder must be on a
+    file system every node sees: trials write their rows and checkpoints from where they run.
+
+This module imports Ray only inside functions, so the CLI stays fast for bad input and for the
+simulated mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from spaces.errors import UserError
+
+SCHEDULERS = ("fifo", "asha", "hyperband")
+METRIC, MODE = "valid_acc", "max"
+REDUCTION_FACTOR = 3
+SETTINGS_FILE = "live_settings.json"
+TRIALS_FILE = "trials.parquet"
+LIVE_FOLDER = "live"  # experiments live in <out>/live/<experiment>
+
+# Flags of orchestrate.py that belong to one mode only; giving one in the other mode is an error
+# (a value other than the flag's default counts as given).
+TRAIN_FLAGS = ("data_dir", "recipe", "epochs", "trials", "scheduler", "store", "C", "N",
+               "max_concurrent", "max_failures", "gpus_per_trial", "resume")
+SIMULATE_FLAGS = ("budget", "runs", "workers", "benchmark", "hp", "final_hp", "parallel")
+
+# Columns of trials.parquet, in order, with their meaning (documented once, here).
+TRIAL_COLUMNS = {
+    "experiment": "experiment name",
+    "searcher": "searcher name",
+    "space": "search space",
+    "dataset": "dataset trained on",
+    "hp": "recipe length in epochs (the store's hp)",
+    "run_seed": "seed of the searcher and of the training",
+    "event": "0-based trial number in the order Tune created the trials",
+    "trial_id": "Ray Tune trial id (also the id the searcher was asked with)",
+    "arch_index": "project architecture index",
+    "arch": "canonical architecture string",
+    "fidelity": "epochs the searcher asked for (multi-fidelity searchers; else null)",
+    "epochs": "epochs trained (fewer than asked when a scheduler stopped the trial)",
+    "feedback": "validation accuracy after the last trained epoch, percent (what the searcher saw)",
+    "test_acc": "test accuracy after the last trained epoch, percent (reporting only)",
+    "train_time_s": "sum of the trained epochs' training time, seconds",
+    "trial_time_s": "Ray's time_total_s of the trial (training, evaluation, checkpoints), seconds",
+    "status": "ok (trained the epochs it was meant to) | stopped (a scheduler stopped it early) | "
+              "error (it failed more often than --max-failures allowed) | unfinished (the run was "
+              "interrupted first; in an interrupted run, trials a scheduler stopped count here too)",
+}
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Everything that defines a live experiment; saved with it so that --resume rebuilds it."""
+
+    experiment: str
+    searcher: str
+    space: str
+    dataset: str
+    data_dir: str | None
+    recipe: str
+    epochs: int  # the recipe's length after any --epochs override
+    trials: int
+    scheduler: str
+    store: str  # absolute
+    C: int
+    N: int
+    seed: int
+    max_concurrent: int | None
+    max_failures: int
+    gpus_per_trial: float
+
+    def recipe_spec(self) -> dict[str, Any]:
+        """The recipe as a TrainArch config carries it: the name plus the (possibly new) length."""
+        return {"name": self.recipe, "epochs": self.epochs}
+
+    def trial_constants(self) -> dict[str, Any]:
+        """The config keys every trial shares (the searcher adds its decisions and fidelity)."""
+        return {"space": self.space, "dataset": self.dataset, "data_dir": self.data_dir,
+                "recipe": self.recipe_spec(), "seed": self.seed, "C": self.C, "N": self.N,
+                "store": self.store, "threads": 1,
+                "device": "cuda" if self.gpus_per_trial > 0 else "cpu"}
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "LiveSettings":
+        try:
+            data = json.loads(path.read_text())
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise UserError(f"cannot read the experiment settings {path} ({exc}); the folder was "
+                            "not written by this version of orchestrate.py --mode train") from None
+
+
+@dataclass
+class LiveOutcome:
+    """What a finished (or interrupted) live search produced."""
+
+    settings: LiveSettings
+    trials: Any  # pandas.DataFrame with TRIAL_COLUMNS
+    experiment_dir: Path
+    trials_path: Path
+    wall_time_s: float  # of Tuner.fit (Ray's start-up not included)
+    interrupted: bool
+
+
+# ----- flags -> settings (all validation happens here, before anything runs or is written) ------
+def check_mode_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """UserError for a flag of the other mode, so that it is never silently ignored."""
+    other = SIMULATE_FLAGS if args.mode == "train" else TRAIN_FLAGS
+    given = [name for name in other if getattr(args, name) != parser.get_default(name)]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        mode = "simulate" if args.mode == "train" else "train"
+        raise UserError(f"{flags}: only for --mode {mode}; drop them or change --mode")
+
+
+def experiment_dir(out: str | Path, experiment: str) -> Path:
+    return _absolute(out) / LIVE_FOLDER / experiment
+
+
+def settings_from_args(args: argparse.Namespace) -> LiveSettings:
+    """Check every live-mode flag and turn them into settings; UserError naming the bad one."""
+    from orchestrator.searchers import SEARCHERS
+    from spaces import get_space
+    from trainables.data import DATASETS
+    from trainables.recipes import get_recipe
+
+    if args.searcher not in SEARCHERS:
+        raise UserError(f"--mode train runs one searcher at a time; choose one of {', '.join(SEARCHERS)}")
+    get_space(args.space)
+    dataset = args.dataset or "digits"
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    _at_least("--trials", args.trials, 1)
+    _at_least("--C", args.C, 1)
+    _at_least("--N", args.N, 1)
+    _at_least("--max-failures", args.max_failures, 0)
+    if args.max_concurrent is not None:
+        _at_least("--max-concurrent", args.max_concurrent, 1)
+    if args.epochs is not None:
+        _at_least("--epochs", args.epochs, 1)
+    if not args.gpus_per_trial >= 0:
+        raise UserError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
+    if args.searcher == "bohb" and args.scheduler != "fifo":
+        raise UserError(f"bohb runs its own HyperBand brackets (it asks each trial for a number of "
+                        f"epochs), so it cannot run under --scheduler {args.scheduler}; use "
+                        "--scheduler fifo (the default), or asha/hyperband with another searcher")
+    _folder_flag("--store", args.store)
+    recipe = get_recipe(args.recipe, **({} if args.epochs is None else {"epochs": args.epochs}))
+    experiment = args.experiment or time.strftime(
+        f"live-{args.searcher}-{args.space}-{dataset}-%Y%m%d-%H%M%S")
+    return LiveSettings(
+        experiment=experiment, searcher=args.searcher, space=args.space, dataset=dataset,
+        data_dir=None if args.data_dir is None else str(_absolute(args.data_dir)),
+        recipe=recipe.name, epochs=recipe.epochs, trials=args.trials, scheduler=args.scheduler,
+        store=str(_absolute(args.store)), C=args.C, N=args.N, seed=args.seed,
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+        gpus_per_trial=float(args.gpus_per_trial))
+
+
+def _at_least(flag: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise UserError(f"{flag} must be at least {minimum}, got {value}")
+
+
+def _folder_flag(flag: str, path: str | Path) -> None:
+    """A folder flag must not name a file (trials would crash writing into it, one by one)."""
+    p = _absolute(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{flag} {p} is a file; give a folder (it is created when missing)")
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def check_dataset(settings: LiveSettings) -> None:
+    """Load the data set once in the driver: missing or corrupt files fail here, not in trials."""
+    from trainables.train import cached_dataset
+
+    cached_dataset(settings.dataset, settings.data_dir)
+
+
+# ----- the Tune experiment ----------------------------------------------------------------------
+def make_searcher(settings: LiveSettings):
+    """The searcher wrapped for Tune; told the epochs actually trained (a scheduler may stop early)."""
+    from orchestrator.searchers import make_searcher as build
+    from orchestrator.tune_adapter import TuneSearcher
+    from spaces import get_space
+
+    searcher = build(settings.searcher, get_space(settings.space).hparams, settings.seed,
+                     min_fidelity=1, max_fidelity=settings.epochs)
+    return TuneSearcher(searcher, metric=METRIC, mode=MODE, fidelity_key="training_iteration")
+
+
+def make_scheduler(settings: LiveSettings):
+    """FIFO, or early stopping over training_iteration (= epochs) up to the recipe's length."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+
+    if settings.scheduler == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=settings.epochs,
+                             grace_period=1, reduction_factor=REDUCTION_FACTOR)
+    if settings.scheduler == "hyperband":
+        return HyperBandScheduler(time_attr="training_iteration", max_t=settings.epochs,
+                                  reduction_factor=REDUCTION_FACTOR)
+    return FIFOScheduler()
+
+
+def make_trainable(settings: LiveSettings):
+    from ray import tune
+
+    from trainables.train import TrainArch
+
+    resources = {"cpu": 1, **({"gpu": settings.gpus_per_trial} if settings.gpus_per_trial else {})}
+    return tune.with_resources(TrainArch, resources)
+
+
+def make_tuner(settings: LiveSettings, exp_dir: Path, *, verbose: int):
+    """A new Tuner for a fresh experiment in ``exp_dir``."""
+    from ray import tune
+
+    tune_config = tune.TuneConfig(
+        search_alg=make_searcher(settings), scheduler=make_scheduler(settings), metric=METRIC,
+        mode=MODE, num_samples=settings.trials, max_concurrent_trials=settings.max_concurrent,
+        reuse_actors=True, trial_dirname_creator=_trial_dirname)
+    run_config = tune.RunConfig(
+        name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=verbose,
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
+                                                checkpoint_at_end=True))
+    return tune.Tuner(make_trainable(settings), param_space=settings.trial_constants(),
+                      tune_config=tune_config, run_config=run_config)
+
+
+def load_searcher(settings: LiveSettings, exp_dir: Path):
+    """The ask/tell searcher as the experiment's last checkpoint left it (history, best, RNG).
+
+    Restored the way ``Tuner.restore`` restores it (Ray's SearchGenerator reading the
+    experiment folder), so this also shows what a ``--resume`` would continue from.
+    """
+    from ray.tune.search import SearchGenerator
+
+    wrapped = make_searcher(settings)
+    SearchGenerator(wrapped).restore_from_dir(str(exp_dir))
+    return wrapped.inner
+
+
+def _trial_dirname(trial) -> str:
+    """Short trial folders (Ray's default spells the whole config into the name)."""
+    return f"trial_{trial.trial_id}"
+
+
+def restore_tuner(settings: LiveSettings, exp_dir: Path):
+    """The interrupted experiment's Tuner: unfinished trials continue, errored ones retry."""
+    from ray import tune
+
+    return tune.Tuner.restore(str(exp_dir), trainable=make_trainable(settings),
+                              resume_unfinished=True, resume_errored=True)
+
+
+def prepare(args: argparse.Namespace) -> tuple[LiveSettings, Path]:
+    """Settings and experiment folder for a new or resumed run; writes nothing."""
+    from benchmark_data.schema import check_partition_value
+
+    if args.experiment is not None:
+        check_partition_value("experiment", args.experiment)  # a folder name: no '/', '..', spaces
+    _folder_flag("--out", args.out)
+    if not args.resume:
+        settings = settings_from_args(args)
+        exp_dir = experiment_dir(args.out, settings.experiment)
+        if exp_dir.exists():
+            raise UserError(f"experiment folder {exp_dir} exists already; continue it with "
+                            "--resume or choose another --experiment")
+        return settings, exp_dir
+    if not args.experiment:
+        raise UserError("--resume needs --experiment NAME: the experiment to continue (a folder "
+                        f"under {_absolute(args.out) / LIVE_FOLDER})")
+    exp_dir = experiment_dir(args.out, args.experiment)
+    from ray import tune
+
+    if not (exp_dir / SETTINGS_FILE).is_file() or not tune.Tuner.can_restore(exp_dir):
+        raise UserError(f"nothing to resume at {exp_dir}: no live experiment was started there; "
+                        "check --out and --experiment, or drop --resume")
+    return LiveSettings.from_file(exp_dir / SETTINGS_FILE), exp_dir
+
+
+def run_live(settings: LiveSettings, exp_dir: Path, *, resume: bool = False,
+             address: str | None = None, verbose: int = 1) -> LiveOutcome:
+    """Run (or continue) the search on Ray Tune and write trials.parquet; returns the outcome."""
+    from trainables.ray_utils import start_ray
+
+    check_dataset(settings)
+    # A checkpoint per epoch with num_to_keep=1 makes Tune snapshot the experiment after every
+    # epoch, on purpose (a crash loses at most one epoch); its warning about that is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    with start_ray(address=address):
+        started = time.perf_counter()  # the search itself; Ray's start-up is the machine's matter
+        if resume:
+            tuner = restore_tuner(settings, exp_dir)
+        else:  # only once Ray is up: a Ray that fails to start leaves no half-made experiment
+            exp_dir.mkdir(parents=True)
+            _write_atomic(exp_dir / SETTINGS_FILE, lambda tmp: tmp.write_text(settings.to_json()))
+            tuner = make_tuner(settings, exp_dir, verbose=verbose)
+        results = tuner.fit()
+    wall = time.perf_counter() - started
+    trials = trials_table(results, settings)
+    path = write_trials(trials, settings, exp_dir)
+    interrupted = (trials["status"] == "unfinished").any() or len(trials) < settings.trials
+    return LiveOutcome(settings, trials, exp_dir, path, wall, interrupted=bool(interrupted))
+
+
+# ----- results -----------------------------------------------------------------------------------
+def trials_table(results, settings: LiveSettings):
+    """One row per trial (TRIAL_COLUMNS), in the order Tune created the trials."""
+    import pandas as pd
+
+    from spaces import get_space
+
+    space = get_space(settings.space)
+    interrupted = results.num_terminated + results.num_errors < len(results)
+    rows = [_trial_row(r, i, settings, space, interrupted) for i, r in enumerate(results)]
+    df = pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
+    return df.astype({"event": "int32", "arch_index": "int32", "fidelity": "Int16",
+                      "epochs": "int16", "feedback": "float32", "test_acc": "float32",
+                      "hp": "int16", "run_seed": "int32"})
+
+
+def _trial_row(result, event: int, settings: LiveSettings, space,
+               interrupted: bool) -> dict[str, Any]:
+    from orchestrator.searchers import FIDELITY
+
+    config, metrics = result.config or {}, result.metrics or {}
+    epochs = int(metrics.get("training_iteration", 0))
+    arch_index = space.config_to_index({n: config[n] for n in space.hparams.names})
+    history = result.metrics_dataframe
+    train_time = (float(history["epoch_time_s"].sum())
+                  if history is not None and "epoch_time_s" in history else float("nan"))
+    return {
+        "experiment": settings.experiment, "searcher": settings.searcher, "space": settings.space,
+        "dataset": settings.dataset, "hp": settings.epochs, "run_seed": settings.seed,
+        "event": event, "trial_id": metrics.get("trial_id") or _trial_id_from(result.path),
+        "arch_index": arch_index, "arch": space.to_str(arch_index),
+        "fidelity": config.get(FIDELITY), "epochs": epochs,
+        "feedback": metrics.get(METRIC, float("nan")),
+        "test_acc": metrics.get("test_acc", float("nan")),
+        "train_time_s": train_time, "trial_time_s": float(metrics.get("time_total_s", float("nan"))),
+        "status": _status(result, epochs, config.get(FIDELITY) or settings.epochs, interrupted),
+    }
+
+
+def _trial_id_from(path: str | None) -> str:
+    """A trial that failed before its first result has no metrics; its folder names it."""
+    name = Path(path or "").name
+    return name.removeprefix("trial_") if name.startswith("trial_") else ""
+
+
+def _status(result, epochs: int, target: int, interrupted: bool) -> str:
+    # Ray's Result does not say whether a trial short of its epochs was stopped by the scheduler
+    # or cut by the end of an interrupted run (Ray sets "done" on the last result of both), so an
+    # interrupted run calls both "unfinished".
+    if result.error is not None:
+        return "error"
+    if epochs >= target:
+        return "ok"
+    return "unfinished" if interrupted else "stopped"
+
+
+def best_trial(trials) -> dict | None:
+    """The searchers' rule (Searcher.best): the best feedback among the trials trained the most
+    epochs, ties to the earliest; None when no trial reported a result."""
+    told = trials["status"].isin(["ok", "stopped"])
+    ok = trials[told & (trials["epochs"] > 0) & trials["feedback"].notna()]
+    if ok.empty:
+        return None
+    top = ok[ok["epochs"] == ok["epochs"].max()]
+    return top.sort_values(["feedback", "event"], ascending=[False, True]).iloc[0].to_dict()
+
+
+def write_trials(trials, settings: LiveSettings, exp_dir: Path) -> Path:
+    """trials.parquet with the provenance of the store's files, written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmark_data.schema import provenance
+
+    # The runs table's provenance (objective feedback, fidelity fidelity); its time column is
+    # the simulated clock, which a live run does not have: here it is the recorded training time.
+    meta = {**provenance("runs", recipe=settings.recipe_spec(),
+                         skeleton={"C": settings.C, "N": settings.N},
+                         extra={"experiment": settings.experiment, "settings": settings.to_json(),
+                                "columns": json.dumps(TRIAL_COLUMNS)}),
+            "time_column": "train_time_s"}
+    table = pa.Table.from_pandas(trials, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           **{k.encode(): v.encode() for k, v in meta.items()}})
+    path = exp_dir / TRIALS_FILE
+    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    return path
+
+
+def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` then rename: readers never see a half-written file (as the store's writer)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def format_summary(outcome: LiveOutcome) -> str:
+    """The end-of-run report: trials, epochs, best architecture, wall time, where things are."""
+    s, df = outcome.settings, outcome.trials
+    counts = ", ".join(f"{n} {status}" for status, n in df["status"].value_counts().items())
+    lines = [f"\nlive search {s.experiment}: {len(df)} trial(s) of {s.trials} ({counts}), "
+             f"{int(df['epochs'].sum())} epoch(s) trained; searcher {s.searcher}, scheduler "
+             f"{s.scheduler}, recipe {s.recipe} ({s.epochs} epochs), {s.dataset}, C={s.C} N={s.N}"]
+    best = best_trial(df)
+    if best is None:
+        lines.append("no trial reported a result")
+    else:
+        lines.append(f"best architecture: {best['arch']}  (index {best['arch_index']}, valid_acc "
+                     f"{best['feedback']:.2f} % after {best['epochs']} epoch(s); test_acc "
+                     f"{best['test_acc']:.2f} %)")
+    lines.append(f"search wall time {outcome.wall_time_s:.1f} s; trials table: {outcome.trials_path}; "
+                 f"epochs in the store at {s.store}")
+    if outcome.interrupted:
+        lines.append(f"interrupted before all {s.trials} trials finished; continue with: "
+                     f"--mode train --resume --experiment {s.experiment} "
+                     f"--out {outcome.experiment_dir.parent.parent}")
+    return "\n".join(lines)
+
+
+def run_live_cli(args: argparse.Namespace) -> int:
+    """``orchestrate.py --mode train``: validate, run or resume, print the summary."""
+    settings, exp_dir = prepare(args)
+    verb = "resuming" if args.resume else "starting"
+    print(f"{verb} live search {settings.experiment} in {exp_dir}: {settings.searcher} on "
+          f"{settings.space}/{settings.dataset}, {settings.trials} trial(s), scheduler "
+          f"{settings.scheduler}")
+    outcome = run_live(settings, exp_dir, resume=args.resume, address=args.address,
+                       verbose=0 if args.quiet else 1)
+    print(format_summary(outcome))
+    return 1 if outcome.interrupted else 0

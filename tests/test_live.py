@@ -1,0 +1,229 @@
+"""`orchestrate.py --mode train`: real live searches on Ray Tune, resume, and answers to bad input.
+
+The live searches train a tiny skeleton (C=4, N=1) on digits for 3 epochs, so that one Ray
+session runs two searchers in well under a minute of CPU time. They run in-process through
+``orchestrate.main`` so both share one local Ray (started by the fixture, stopped after).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import orchestrate
+import spaces
+from benchmark_data.reader import Benchmark
+from orchestrator.live import (SETTINGS_FILE, SIMULATE_FLAGS, TRAIN_FLAGS, TRIAL_COLUMNS, TRIALS_FILE,
+                               LiveSettings, best_trial, load_searcher)
+
+ROOT = Path(__file__).resolve().parents[1]
+TSS = spaces.get_space("tss")
+TINY = ("--mode", "train", "--C", "4", "--N", "1", "--epochs", "3", "--quiet")
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """orchestrate.main in-process: (exit code, stdout, stderr), argparse's exits included."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = orchestrate.main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def trials_of(out: Path, experiment: str) -> pd.DataFrame:
+    return pd.read_parquet(out / "live" / experiment / TRIALS_FILE)
+
+
+def searcher_of(out: Path, experiment: str):
+    exp_dir = out / "live" / experiment
+    return load_searcher(LiveSettings.from_file(exp_dir / SETTINGS_FILE), exp_dir)
+
+
+def stored_epochs(store: Path) -> pd.DataFrame:
+    return pd.read_parquet(store / "epochs")
+
+
+# ----- flags ------------------------------------------------------------------------------------
+def test_every_mode_flag_is_a_flag_of_the_cli():
+    dests = {a.dest for a in orchestrate.build_parser()._actions}
+    assert set(TRAIN_FLAGS) <= dests and set(SIMULATE_FLAGS) <= dests
+    assert not set(TRAIN_FLAGS) & set(SIMULATE_FLAGS)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scheduler", "median"], "argument --scheduler: invalid choice: 'median'"),
+    (["--searcher", "bohb", "--scheduler", "asha"], "bohb runs its own HyperBand brackets"),
+    (["--searcher", "bohb", "--scheduler", "hyperband"], "use --scheduler fifo"),
+    (["--trials", "0"], "--trials must be at least 1, got 0"),
+    (["--dataset", "mnist"], "unknown dataset 'mnist'; choose one of digits, fashion-mnist"),
+    (["--searcher", "all"], "--mode train runs one searcher at a time"),
+    (["--recipe", "h9"], "argument --recipe: invalid choice: 'h9'"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--C", "0"], "--C must be at least 1, got 0"),
+    (["--N", "-1"], "--N must be at least 1, got -1"),
+    (["--max-concurrent", "0"], "--max-concurrent must be at least 1, got 0"),
+    (["--max-failures", "-1"], "--max-failures must be at least 0, got -1"),
+    (["--gpus-per-trial", "-0.5"], "--gpus-per-trial must be >= 0, got -0.5"),
+    (["--experiment", "a/b"], "cannot be a partition folder name"),
+    (["--resume"], "--resume needs --experiment NAME"),
+    (["--resume", "--experiment", "never-ran"], "nothing to resume at"),
+    (["--budget", "100ev"], "--budget: only for --mode simulate"),
+    (["--mode", "live"], "argument --mode: invalid choice: 'live'"),
+    (["--store", "{tmp}/afile"], "afile is a file; give a folder"),
+    (["--out", "{tmp}/afile"], "afile is a file; give a folder"),
+    (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "CIFAR-10 not found"),
+])
+def test_bad_live_input_exits_2_with_one_clear_message_and_writes_nothing(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("not a folder")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code, out, err = cli("--mode", "train", "--out", str(tmp_path / "out"),
+                         "--store", str(tmp_path / "store"), *args)
+    assert code == 2, (out, err)
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()
+
+
+def test_live_flags_in_simulate_mode_are_refused(tmp_path):
+    code, _, err = cli("--trials", "5", "--scheduler", "asha", "--out", str(tmp_path / "out"))
+    assert code == 2 and "--trials, --scheduler: only for --mode train" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_experiment_is_not_overwritten(tmp_path):
+    (tmp_path / "out" / "live" / "x").mkdir(parents=True)
+    code, _, err = cli(*TINY, "--out", str(tmp_path / "out"), "--experiment", "x")
+    assert code == 2 and "exists already; continue it with --resume" in err
+
+
+def test_the_script_itself_exits_2(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "orchestrate.py"), "--mode", "train",
+                        "--searcher", "bohb", "--scheduler", "asha", "--out", str(tmp_path / "o")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.startswith("error: bohb runs its own HyperBand brackets")
+    assert not (tmp_path / "o").exists()
+
+
+# ----- real live searches -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_ray():
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.ray
+def test_live_search_random_with_asha_and_bohb_with_fifo(local_ray, tmp_path):
+    out, store = tmp_path / "out", tmp_path / "store"
+    common = (*TINY, "--out", str(out), "--store", str(store), "--trials", "4")
+
+    code, stdout, err = cli(*common, "--searcher", "random", "--scheduler", "asha",
+                            "--experiment", "rnd")
+    assert code == 0, err
+    assert "live search rnd: 4 trial(s) of 4 (" in stdout and "best architecture: |" in stdout
+    rnd = trials_of(out, "rnd")
+    assert list(rnd.columns) == list(TRIAL_COLUMNS)
+    assert len(rnd) == 4 and rnd["fidelity"].isna().all()
+    # ASHA's rungs are 1 and 3 epochs: a trial either went all the way or was stopped after 1.
+    assert set(rnd["epochs"]) <= {1, 3} and 3 in set(rnd["epochs"])
+    assert (rnd["status"] == rnd["epochs"].map({1: "stopped", 3: "ok"})).all()
+    assert f"{rnd['epochs'].sum()} epoch(s) trained" in stdout
+    assert rnd["feedback"].between(0, 100).all()
+
+    # One trial at a time, so that BOHB's first bracket fills before it asks again: budgets 1 and
+    # 3 epochs, 3 configs at 1 epoch, then the best of them (ties: the earliest) at 3 epochs.
+    code, stdout, err = cli(*common, "--searcher", "bohb", "--experiment", "bohb",
+                            "--max-concurrent", "1")
+    assert code == 0, err
+    bohb = trials_of(out, "bohb")
+    assert bohb["fidelity"].tolist() == [1, 1, 1, 3]
+    assert (bohb["epochs"] == bohb["fidelity"]).all() and (bohb["status"] == "ok").all()
+    promoted = bohb["arch_index"].iloc[3]
+    first_rung = bohb.iloc[:3].sort_values("feedback", ascending=False, kind="stable")
+    assert promoted == first_rung["arch_index"].iloc[0]
+
+    # Every trained epoch is in the store, once, and the store reads as a benchmark.
+    rows = stored_epochs(store)
+    assert not rows.duplicated(["arch_index", "seed", "epoch"]).any()
+    for trials in (rnd, bohb):
+        for t in trials.itertuples():
+            have = set(rows.loc[rows["arch_index"] == t.arch_index, "epoch"])
+            assert set(range(1, t.epochs + 1)) <= have
+    bench = Benchmark.open(store)
+    assert bench.hps("tss", "digits") == [3]
+    m = bench.metrics("tss", "digits", 3, promoted, epoch=3, seed=0)
+    assert float(m["valid_acc"]) == pytest.approx(float(bohb.loc[bohb["fidelity"] == 3, "feedback"].item()))
+    # The experiment checkpoint holds the searcher: it was told every trial, at the epochs
+    # trained, and it believes best what the summary printed.
+    for name, trials in (("rnd", rnd), ("bohb", bohb)):
+        searcher = searcher_of(out, name)
+        history = searcher.history
+        assert sorted(r["trial_id"] for r in history) == sorted(trials["trial_id"])
+        by_id = trials.set_index("trial_id")
+        assert all(r["fidelity"] == by_id.loc[r["trial_id"], "epochs"] for r in history)
+        assert TSS.config_to_index(searcher.best()) == best_trial(trials)["arch_index"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # two Ray sessions in subprocesses, and an interruption: ~2-4 min here
+def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
+    """SIGINT after the first trials, then --resume: all trials end up run, none twice."""
+    args = [sys.executable, str(ROOT / "orchestrate.py"), *TINY, "--out", str(tmp_path / "out"),
+            "--store", str(tmp_path / "store"), "--searcher", "rea", "--trials", "6",
+            "--experiment", "rea", "--max-concurrent", "1"]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    epochs = tmp_path / "store" / "epochs"
+    deadline = time.monotonic() + 600
+    while not (epochs.exists() and len(stored_epochs(tmp_path / "store")) >= 6):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    first_out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 1, first_out
+    assert "--resume --experiment rea" in first_out
+    first = trials_of(tmp_path / "out", "rea")
+    assert 2 <= len(first) < 6 or (first["epochs"] < 3).any()
+
+    second = subprocess.run([*args[:2], "--mode", "train", "--resume", "--experiment", "rea",
+                             "--out", str(tmp_path / "out"), "--quiet"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    trials = trials_of(tmp_path / "out", "rea")
+    assert len(trials) == 6 and (trials["epochs"] == 3).all() and trials["trial_id"].is_unique
+    done_before = first[first["epochs"] == 3]
+    merged = trials.merge(done_before, on="trial_id", suffixes=("", "_before"))
+    assert (merged["arch_index"] == merged["arch_index_before"]).all()
+    rows = stored_epochs(tmp_path / "store")
+    assert not rows.duplicated(["arch_index", "seed", "epoch"]).any()
+    # The searcher continued from its checkpoint: it knows every trial, those of the first run too.
+    history = searcher_of(tmp_path / "out", "rea").history
+    assert sorted(r["trial_id"] for r in history) == sorted(trials["trial_id"])
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # one more Ray search: ~1 min here
+def test_hyperband_scheduler_runs_a_single_fidelity_searcher(local_ray, tmp_path):
+    code, stdout, err = cli(*TINY, "--out", str(tmp_path / "out"), "--store", str(tmp_path / "s"),
+                            "--searcher", "tpe", "--scheduler", "hyperband", "--trials", "4",
+                            "--experiment", "hb")
+    assert code == 0, err
+    trials = trials_of(tmp_path / "out", "hb")
+    assert len(trials) == 4 and (trials["status"] == "ok").all()
+    assert trials["epochs"].between(1, 3).all()
