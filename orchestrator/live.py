@@ -49,7 +49,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from spaces.errors import UserError
 
@@ -259,8 +259,8 @@ def make_trainable(settings: LiveSettings):
     return tune.with_resources(TrainArch, resources)
 
 
-def make_tuner(settings: LiveSettings, exp_dir: Path, *, verbose: int):
-    """A new Tuner for a fresh experiment in ``exp_dir``."""
+def make_tuner(settings: LiveSettings, exp_dir: Path, *, verbose: int, callbacks: Sequence = ()):
+    """A new Tuner for a fresh experiment in ``exp_dir`` (``callbacks``: extra ray.tune.Callback)."""
     from ray import tune
 
     tune_config = tune.TuneConfig(
@@ -269,6 +269,7 @@ def make_tuner(settings: LiveSettings, exp_dir: Path, *, verbose: int):
         reuse_actors=True, trial_dirname_creator=_trial_dirname)
     run_config = tune.RunConfig(
         name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=verbose,
+        callbacks=list(callbacks),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
                                                 checkpoint_at_end=True))
@@ -329,8 +330,12 @@ def prepare(args: argparse.Namespace) -> tuple[LiveSettings, Path]:
 
 
 def run_live(settings: LiveSettings, exp_dir: Path, *, resume: bool = False,
-             address: str | None = None, verbose: int = 1) -> LiveOutcome:
-    """Run (or continue) the search on Ray Tune and write trials.parquet; returns the outcome."""
+             address: str | None = None, verbose: int = 1, callbacks: Sequence = ()) -> LiveOutcome:
+    """Run (or continue) the search on Ray Tune and write trials.parquet; returns the outcome.
+
+    ``callbacks`` (ray.tune.Callback, e.g. progress hooks) apply to a new experiment; a resumed
+    one keeps those it was started with.
+    """
     from trainables.ray_utils import start_ray
 
     check_dataset(settings)
@@ -344,7 +349,7 @@ def run_live(settings: LiveSettings, exp_dir: Path, *, resume: bool = False,
         else:  # only once Ray is up: a Ray that fails to start leaves no half-made experiment
             exp_dir.mkdir(parents=True)
             _write_atomic(exp_dir / SETTINGS_FILE, lambda tmp: tmp.write_text(settings.to_json()))
-            tuner = make_tuner(settings, exp_dir, verbose=verbose)
+            tuner = make_tuner(settings, exp_dir, verbose=verbose, callbacks=callbacks)
         results = tuner.fit()
     wall = time.perf_counter() - started
     trials = trials_table(results, settings)

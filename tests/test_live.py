@@ -227,3 +227,39 @@ def test_hyperband_scheduler_runs_a_single_fidelity_searcher(local_ray, tmp_path
     trials = trials_of(tmp_path / "out", "hb")
     assert len(trials) == 4 and (trials["status"] == "ok").all()
     assert trials["epochs"].between(1, 3).all()
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # one more Ray search: ~30 s here
+def test_a_crashed_trial_is_retried_from_its_checkpoint(local_ray, tmp_path):
+    """The first trial's actor is killed after its first checkpoint; Tune restores it elsewhere."""
+    import json
+    import signal as signals
+
+    from ray import tune
+
+    from orchestrator.live import run_live, settings_from_args
+
+    class KillOnce(tune.Callback):
+        killed: list = []  # on the class: Tune may hold a copy of the instance
+
+        def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+            if not self.killed:
+                self.killed.append(trial.trial_id)
+                os.kill(trial.last_result["pid"], signals.SIGKILL)  # the actor this test started
+
+    args = orchestrate.build_parser().parse_args(
+        [*TINY, "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store"),
+         "--searcher", "random", "--trials", "2", "--experiment", "crash", "--max-concurrent", "1"])
+    settings = settings_from_args(args)
+    outcome = run_live(settings, tmp_path / "out" / "live" / "crash", verbose=0,
+                       callbacks=[KillOnce()])
+    trials = outcome.trials
+    assert KillOnce.killed and (trials["status"] == "ok").all() and (trials["epochs"] == 3).all()
+    crashed = Path(outcome.experiment_dir, f"trial_{KillOnce.killed[0]}", "result.json")
+    last = json.loads(crashed.read_text().splitlines()[-1])
+    assert last["training_iteration"] == 3 and last["iterations_since_restore"] < 3  # restored
+    rows = stored_epochs(tmp_path / "store")  # each epoch once, the crashed trial's included
+    assert not rows.duplicated(["arch_index", "seed", "epoch"]).any()
+    assert set(zip(rows["arch_index"], rows["epoch"])) == {
+        (a, e) for a in trials["arch_index"] for e in (1, 2, 3)}
