@@ -3,6 +3,7 @@
 
     python orchestrate.py --searcher bohb --budget 2e4s          # on the embedded benchmark
     python orchestrate.py --searcher all --runs 500 --benchmark path/to/store --dataset cifar10
+    python orchestrate.py --mode train --searcher rea --C 8 --N 1 --trials 20   # live, on Ray Tune
 
 This file only parses arguments, builds the experiment and dispatches; the work lives in
 `orchestrator/`.
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--final-hp", type=int, default=None,
                    help="recipe whose test accuracy is reported (default 200 tss / 90 sss, else the longest complete one)")
     p.add_argument("--out", default="results", metavar="DIR",
-                   help="where the runs table is written (default: results/)")
+                   help="where results are written: the runs table (simulate) or OUT/live/EXPERIMENT (train); default results/")
     p.add_argument("--experiment", default=None, help="experiment name (default: derived from the arguments and time)")
     p.add_argument("--address", default=None, help="Ray cluster address: spread runs over it as Ray tasks")
     p.add_argument("--parallel", type=int, default=None, metavar="K",
