@@ -67,15 +67,17 @@ def test_fidelity_comes_from_the_config_or_the_result():
     assert a.inner.history[0]["fidelity"] == b.inner.history[0]["fidelity"] == 1
 
 
-def test_save_and_restore_continue_the_same_search(tmp_path):
-    def play(a: TuneSearcher, start: int, stop: int) -> list:
-        out = []
-        for i in range(start, stop):
-            cfg = a.suggest(f"t{i}")
-            out.append(cfg)
-            a.on_trial_complete(f"t{i}", {"loss": -TABLE[arch_index(cfg)]})
-        return out
+def play(a: TuneSearcher, start: int, stop: int) -> list:
+    """Suggest and complete trials t<start>..t<stop-1> in order; the configs suggested."""
+    out = []
+    for i in range(start, stop):
+        cfg = a.suggest(f"t{i}")
+        out.append(cfg)
+        a.on_trial_complete(f"t{i}", {"loss": -TABLE[arch_index(cfg)]})
+    return out
 
+
+def test_save_and_restore_continue_the_same_search(tmp_path):
     reference = play(adapter("tpe"), 0, 20)
     first = adapter("tpe")
     play(first, 0, 12)
@@ -88,14 +90,6 @@ def test_save_and_restore_continue_the_same_search(tmp_path):
 
 def test_rays_experiment_checkpoint_saves_and_restores_the_adapter(tmp_path):
     from ray.tune.search import SearchGenerator
-
-    def play(a: TuneSearcher, start: int, stop: int) -> list:
-        out = []
-        for i in range(start, stop):
-            cfg = a.suggest(f"t{i}")
-            out.append(cfg)
-            a.on_trial_complete(f"t{i}", {"loss": -TABLE[arch_index(cfg)]})
-        return out
 
     reference = play(adapter("rea"), 0, 16)
     first = adapter("rea")
