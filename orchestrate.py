@@ -160,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
                                       "final": table.final_source, "final_hp": table.final_hp},
                       extra={"experiment": experiment, "benchmark": str(bench.root), "budget": str(budget),
                              "seeds": f"{seeds[0]}..{seeds[-1]}", "workers": str(args.workers)})
-    paths = write_runs(args.out, df, table, meta)
+    paths = write_runs(args.out, df, meta)
 
     summary = summarize(runs, table)
     best_str = table.space.to_str(table.best_arch)

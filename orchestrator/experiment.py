@@ -158,7 +158,7 @@ def runs_table(runs: pd.DataFrame, table: SimTable, experiment: str, budget: Bud
     return df
 
 
-def write_runs(out_root: str | Path, df: pd.DataFrame, table: SimTable, metadata: dict[str, str]) -> list[Path]:
+def write_runs(out_root: str | Path, df: pd.DataFrame, metadata: dict[str, str]) -> list[Path]:
     from benchmark_data.writer import write_fragment
 
     return write_fragment(out_root, "runs", df, metadata=metadata)

@@ -147,10 +147,6 @@ def _longest_complete_recipe(bench, space: str, dataset: str, hps, metric: str) 
                     "pass --final-hp to choose one explicitly")
 
 
-class _Stalled(Exception):
-    pass
-
-
 def run_search(table: SimTable, searcher, budget: Budget, *, workers: int = 1, seed: int = 0,
                max_evaluations: int | None = None, on_progress=None) -> dict[str, np.ndarray]:
     """One simulated search; returns the trajectory as columns (one entry per finished evaluation).
