@@ -79,6 +79,24 @@ class CategoricalSpace:
         idx = np.arange(self.size)
         return np.stack([(idx // k ** (n - 1 - j)) % k for j in range(n)], axis=1)
 
+    # --- index-level sampling (searchers use the hparams declaration instead) ---------------------
+    def sample(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(self.size))
+
+    def mutate(self, index: int, rng: np.random.Generator) -> int:
+        """Change exactly one decision to a different choice (single-edge / single-channel mutation)."""
+        digits = list(self.choice_indices(index))
+        k = len(self.choices)
+        d = int(rng.integers(len(digits)))
+        digits[d] = (digits[d] + 1 + int(rng.integers(k - 1))) % k
+        return self.index_of_choices(digits)
+
+    def neighbours(self, index: int) -> list[int]:
+        """Every architecture one decision away, in index order."""
+        digits = self.choice_indices(index)
+        return sorted(self.index_of_choices(digits[:d] + (c,) + digits[d + 1:])
+                      for d in range(len(digits)) for c in range(len(self.choices)) if c != digits[d])
+
     # --- to be provided by each space ---------------------------------------------------------
     def parse(self, arch: str) -> int:
         raise NotImplementedError

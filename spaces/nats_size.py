@@ -54,21 +54,6 @@ class SizeSpace(CategoricalSpace):
     def has_path(self, index: int) -> bool:
         return True
 
-    def sample(self, rng: np.random.Generator) -> int:
-        return int(rng.integers(self.size))
-
-    def mutate(self, index: int, rng: np.random.Generator) -> int:
-        """Change exactly one layer's channel count."""
-        digits = list(self.choice_indices(index))
-        layer = int(rng.integers(NUM_LAYERS))
-        digits[layer] = (digits[layer] + 1 + int(rng.integers(len(CHANNELS) - 1))) % len(CHANNELS)
-        return self.index_of_choices(digits)
-
-    def neighbours(self, index: int) -> list[int]:
-        digits = self.choice_indices(index)
-        return sorted(self.index_of_choices(digits[:i] + (c,) + digits[i + 1:])
-                      for i in range(NUM_LAYERS) for c in range(len(CHANNELS)) if c != digits[i])
-
     def build(self, index: int, num_classes: int = 10, *, C: int | None = None, N: int = 1, in_channels: int = 3):
         """The NATS-Bench size network; ``C`` is ignored (the channels are the architecture)."""
         from .nats_network import NATSNetwork, stage_layers

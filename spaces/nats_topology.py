@@ -144,28 +144,6 @@ class TopologySpace(CategoricalSpace):
         """Whether the output depends on the input at all (some non-none path from node 0 to 3)."""
         return _zero_safe_expression(self.choice_indices(index)) != ZERO
 
-    # --- sampling -----------------------------------------------------------------------------------
-    def sample(self, rng: np.random.Generator) -> int:
-        return int(rng.integers(self.size))
-
-    def mutate(self, index: int, rng: np.random.Generator) -> int:
-        """Change exactly one edge to a different op (REA's mutation)."""
-        digits = list(self.choice_indices(index))
-        e = int(rng.integers(len(digits)))
-        digits[e] = (digits[e] + 1 + int(rng.integers(len(OPS) - 1))) % len(OPS)
-        return self.index_of_choices(digits)
-
-    def neighbours(self, index: int) -> list[int]:
-        """All cells one edge change away (24 for the topology space), in index order."""
-        digits = self.choice_indices(index)
-        out = []
-        for e in range(len(digits)):
-            for op in range(len(OPS)):
-                if op != digits[e]:
-                    out.append(self.index_of_choices(digits[:e] + (op,) + digits[e + 1:]))
-        return sorted(out)
-
-    # --- networks ----------------------------------------------------------------------------------
     def build(self, index: int, num_classes: int = 10, *, C: int = 16, N: int = 5, in_channels: int = 3):
         """The NATS-Bench topology network: stem C, stages of N cells at C, 2C, 4C."""
         from .nats_network import NATSNetwork, stage_layers
