@@ -15,6 +15,8 @@ import argparse
 import sys
 import time
 
+from trainables.oneshot import ALGORITHMS as ONESHOT_SEARCHERS  # a registry only: no torch import
+
 SIMULATED_SEARCHERS = ("random", "rea", "reinforce", "bohb", "tpe")
 
 
@@ -28,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                "'150ev' = 150 evaluations.\nWithout --budget: NATS-Bench's budget for cifar10 (2e4 s), "
                "cifar100 (4e4 s), ImageNet16-120 (1.2e5 s);\nfor other datasets, the time of 150 median "
                "full evaluations of the search recipe.")
-    p.add_argument("--searcher", default="bohb", choices=SIMULATED_SEARCHERS + ("all",),
-                   help="search algorithm, or 'all' for every multi-trial searcher (default: bohb)")
+    p.add_argument("--searcher", default="bohb", choices=SIMULATED_SEARCHERS + ("all",) + ONESHOT_SEARCHERS,
+                   help="multi-trial search algorithm, 'all' for every multi-trial searcher, or a one-shot "
+                        "algorithm (see below) (default: bohb)")
     p.add_argument("--space", default="tss", choices=("tss", "sss"),
                    help="NATS topology (tss, 15,625 cells) or size (sss, 32,768 channel configs) space")
     p.add_argument("--dataset", default=None,
@@ -71,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--recipe", default="h0", choices=sorted(RECIPES),
                       help="training recipe: h0 = 12 epochs (search), h1 = 200, h2 = 90 (default h0)")
     live.add_argument("--epochs", type=int, default=None, metavar="E",
-                      help="override the recipe's length (cosine schedule over these epochs; stored as hp=EPOCHS)")
+                      help="override the recipe's length (cosine schedule over these epochs; stored as "
+                           "hp=EPOCHS); for one-shot searchers: search epochs (default 50)")
     live.add_argument("--trials", type=int, default=10, metavar="K", help="architectures to train (default 10)")
     live.add_argument("--scheduler", default="fifo", choices=SCHEDULERS,
                       help="fifo: train each trial to its end (default; the only one for bohb, which "
@@ -79,10 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "reduction 3); hyperband: synchronous HyperBand (reduction 3)")
     live.add_argument("--store", default="results/store", metavar="DIR",
                       help="Parquet store the trained epochs are appended to (default results/store)")
-    live.add_argument("--C", type=int, default=16,
-                      help="channels of the first stage (default 16 as NATS-Bench; digits wants 8)")
-    live.add_argument("--N", type=int, default=5,
-                      help="cells per stage (default 5 as NATS-Bench; digits wants 1)")
+    live.add_argument("--C", type=int, default=None,
+                      help="channels of the first stage (default 16 as NATS-Bench; digits wants 8; "
+                           "one-shot: the benchmark's)")
+    live.add_argument("--N", type=int, default=None,
+                      help="cells per stage (default 5 as NATS-Bench; digits wants 1; one-shot: the benchmark's)")
     live.add_argument("--max-concurrent", type=int, default=None, metavar="K",
                       help="at most K trials at once (default: as many as the CPUs allow)")
     live.add_argument("--max-failures", type=int, default=2, metavar="K",
@@ -92,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--resume", action="store_true",
                       help="continue the interrupted experiment named by --experiment (under --out) "
                            "with its saved settings; the other live flags are not read")
+    p.add_argument_group(
+        "one-shot searchers (--searcher darts-v1|darts-v2|gdas|setn|enas|rsps)",
+        "Weight-sharing NAS on the topology space: a supernet trains live on Ray Tune (one trial per\n"
+        "seed, 1 CPU each, a checkpoint per epoch) on the benchmark's dataset and skeleton; after\n"
+        "every epoch the derived architecture is looked up in --benchmark (test accuracy under the\n"
+        "final recipe, rank among all cells). Rows land in OUT/runs like the multi-trial searchers'.\n"
+        "Flags read: --benchmark, --dataset, --epochs (default 50), --seed, --runs (seeds in parallel\n"
+        "trials), --data-dir, --C/--N (must match the benchmark), --max-failures, --gpus-per-trial,\n"
+        "--out, --experiment, --address, --parallel, --quiet; --mode does not matter. Example:\n"
+        "  orchestrate.py --searcher gdas --epochs 50 --runs 3")
     return p
 
 
@@ -109,12 +124,16 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from orchestrator.live import check_mode_flags, run_live_cli
 
+    if args.searcher in ONESHOT_SEARCHERS:
+        from orchestrator.oneshot import run_oneshot_cli
+
+        return run_oneshot_cli(args, build_parser())
     check_mode_flags(args, build_parser())
     if args.mode == "train":
         return run_live_cli(args)
     from benchmark_data.reader import Benchmark
     from benchmark_data.schema import provenance
-    from orchestrator.experiment import (RunSpec, default_budget, run_experiment, runs_table, summarize,
+    from orchestrator.experiment import (RunSpec, choose_dataset, default_budget, run_experiment, runs_table, summarize,
                                          write_runs)
     from orchestrator.simulator import SimTable, parse_budget
     from spaces import UserError
@@ -128,13 +147,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--parallel must be at least 1, got {args.parallel}")
     budget = parse_budget(args.budget) if args.budget is not None else None
     bench = Benchmark.open(args.benchmark)
-    datasets = bench.datasets(args.space)
-    dataset = args.dataset
-    if dataset is None:
-        candidates = [d for d in datasets if not d.endswith("-valid")]
-        dataset = "cifar10" if "cifar10" in candidates else (candidates[0] if len(candidates) == 1 else None)
-        if dataset is None:
-            raise UserError(f"the benchmark holds several datasets ({', '.join(datasets)}); choose one with --dataset")
+    dataset = choose_dataset(bench, args.space, args.dataset)
     table = SimTable.from_benchmark(bench, args.space, dataset, args.hp, final_hp=args.final_hp)
     why = "given"
     if budget is None:

@@ -28,7 +28,7 @@ import pyarrow as pa
 from spaces.errors import UserError
 
 # Bump when a column is added, removed or changes meaning; readers refuse newer major versions.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: one-shot columns in runs (absent in 1.0 files: read as null)
 
 TABLES: tuple[str, ...] = ("archs", "epochs", "runs")
 
@@ -89,6 +89,10 @@ SCHEMAS: dict[str, pa.Schema] = {
         _field("final_recipe_hp", _i16),
         _field("searcher_time_s", pa.float64()),
         _field("wall_time_s", pa.float64()),
+        _field("best_rank", _i32),
+        _field("search_loss", _f32),
+        _field("supernet_valid_acc", _f32),
+        _field("arch_entropy", _f32),
     ]),
 }
 
@@ -168,6 +172,10 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "final_recipe_hp": "hp of the recipe best_test_acc is taken from",
         "searcher_time_s": "real compute time spent in the searcher (not on the simulated clock)",
         "wall_time_s": "real elapsed time since the run started, seconds",
+        "best_rank": "one-shot: rank of best_arch_index by best_test_acc among all architectures (1 = best)",
+        "search_loss": "one-shot: mean training loss of the supernet over this search epoch",
+        "supernet_valid_acc": "one-shot: validation accuracy of the derived architecture with the shared weights, percent",
+        "arch_entropy": "one-shot: mean entropy of the per-edge op distribution, nats (log 5 = 1.609 is uniform)",
     },
 }
 

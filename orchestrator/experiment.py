@@ -41,6 +41,18 @@ def default_budget(table: SimTable) -> tuple[Budget, str]:
                                      f"({median:.3g} s) of {table.dataset} at hp={table.feedback_hp}")
 
 
+def choose_dataset(bench, space: str, requested: str | None) -> str:
+    """``requested``, else cifar10 when the benchmark has it, else its only dataset (UserError if several)."""
+    if requested is not None:
+        return requested
+    datasets = bench.datasets(space)
+    candidates = [d for d in datasets if not d.endswith("-valid")]
+    dataset = "cifar10" if "cifar10" in candidates else (candidates[0] if len(candidates) == 1 else None)
+    if dataset is None:
+        raise UserError(f"the benchmark holds several datasets ({', '.join(datasets)}); choose one with --dataset")
+    return dataset
+
+
 @dataclass
 class RunSpec:
     searcher: str

@@ -176,8 +176,10 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     _at_least("--trials", args.trials, 1)
-    _at_least("--C", args.C, 1)
-    _at_least("--N", args.N, 1)
+    C = 16 if args.C is None else args.C  # NATS-Bench's skeleton unless told otherwise
+    N = 5 if args.N is None else args.N
+    _at_least("--C", C, 1)
+    _at_least("--N", N, 1)
     _at_least("--max-failures", args.max_failures, 0)
     if args.max_concurrent is not None:
         _at_least("--max-concurrent", args.max_concurrent, 1)
@@ -197,7 +199,7 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
         experiment=experiment, searcher=args.searcher, space=args.space, dataset=dataset,
         data_dir=None if args.data_dir is None else str(_absolute(args.data_dir)),
         recipe=recipe.name, epochs=recipe.epochs, trials=args.trials, scheduler=args.scheduler,
-        store=str(_absolute(args.store)), C=args.C, N=args.N, seed=args.seed,
+        store=str(_absolute(args.store)), C=C, N=N, seed=args.seed,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures,
         gpus_per_trial=float(args.gpus_per_trial))
 

@@ -11,7 +11,7 @@ torch is imported here, and only modules that build networks import this file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -129,16 +129,22 @@ class ResidualReduction(nn.Module):
 
 
 class NATSNetwork(nn.Module):
-    """Stem, then ``layers`` as (channels, is_reduction) pairs, then BN+ReLU, pool, linear."""
+    """Stem, then ``layers`` as (channels, is_reduction) pairs, then BN+ReLU, pool, linear.
 
-    def __init__(self, cell: CellSpec, stem_channels: int, layers: Sequence[tuple[int, bool]],
-                 num_classes: int, in_channels: int = 3):
+    ``make_cell(c_in, c_out)`` replaces the fixed cell (the one-shot supernet puts its searchable
+    cell there, so that both share this skeleton).
+    """
+
+    def __init__(self, cell: CellSpec | None, stem_channels: int, layers: Sequence[tuple[int, bool]],
+                 num_classes: int, in_channels: int = 3,
+                 make_cell: Callable[[int, int], nn.Module] | None = None):
         super().__init__()
+        make_cell = make_cell or (lambda c_in, c_out: Cell(cell, c_in, c_out))
         self.stem = nn.Sequential(nn.Conv2d(in_channels, stem_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(stem_channels))
         blocks, c_prev = [], stem_channels
         for c, reduction in layers:
-            blocks.append(ResidualReduction(c_prev, c) if reduction else Cell(cell, c_prev, c))
+            blocks.append(ResidualReduction(c_prev, c) if reduction else make_cell(c_prev, c))
             c_prev = c
         self.cells = nn.Sequential(*blocks)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))

@@ -1,0 +1,220 @@
+"""One-shot NAS: the supernet, the six strategies, exact checkpoints, the CLI on a real local Ray."""
+
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spaces import UserError, get_space
+from trainables.oneshot import ALGORITHMS, strategy_class
+from trainables.oneshot.darts_v2 import unrolled_hypergradient
+from trainables.oneshot.gdas import GDAS
+from trainables.oneshot.search import ArchLookup, SearchEngine
+from trainables.oneshot.supernet import NUM_EDGES, NUM_OPS, ArchSample, SearchCell, TopologySupernet
+from trainables.train import cached_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"candidates": 4}  # derivation ranks few candidates: the tests check behaviour, not quality
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return cached_dataset("digits")
+
+
+def tiny_net(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    return TopologySupernet(3, C=4, N=1, in_channels=1).to(dtype)
+
+
+def tiny_batch(n=12, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 6, 6, generator=g, dtype=dtype), torch.randint(3, (n,), generator=g)
+
+
+def test_gdas_computes_exactly_the_sampled_op_on_every_edge_forward_and_backward():
+    net = tiny_net()
+    gdas = GDAS(net, torch.Generator().manual_seed(1), epochs=10)
+    calls = {}
+    cells = [m for m in net.modules() if isinstance(m, SearchCell)]
+    for c, cell in enumerate(cells):
+        for e, ops in enumerate(cell.edges):
+            for k, op in enumerate(ops):
+                op.register_forward_hook(lambda *_, key=(c, e, k): calls.__setitem__(key, calls.get(key, 0) + 1))
+    sample = gdas.gumbel_sample()
+    assert sample.index is not None and len(sample.index) == NUM_EDGES
+    loss = F.cross_entropy(net(*tiny_batch()[:1], sample), tiny_batch()[1])
+    expected = {(c, e, sample.index[e]): 1 for c in range(len(cells)) for e in range(NUM_EDGES)}
+    assert calls == expected  # one op per edge and cell, and it is the sampled one
+    loss.backward()
+    for cell in cells:
+        for e, ops in enumerate(cell.edges):
+            for k, op in enumerate(ops):
+                for p in op.parameters():  # backward reaches the sampled op only
+                    assert (p.grad is not None) == (k == sample.index[e])
+    # The straight-through weight has value 1 but passes the relaxation's gradient to every logit.
+    picked = sample.weights[torch.arange(NUM_EDGES), list(sample.index)]
+    assert torch.allclose(picked, torch.ones(NUM_EDGES))
+    assert gdas.alpha.grad is not None and (gdas.alpha.grad != 0).all()
+
+
+def test_gdas_temperature_decays_linearly_from_10_to_0_1():
+    gdas = GDAS(tiny_net(), torch.Generator().manual_seed(0), epochs=5)
+    taus = []
+    for epoch in range(5):
+        gdas.epoch = epoch
+        taus.append(gdas.tau())
+    assert taus == pytest.approx([10.0, 7.525, 5.05, 2.575, 0.1])
+
+
+def test_darts_v2_hypergradient_matches_finite_differences_of_the_unrolled_loss():
+    torch.set_default_dtype(torch.float64)
+    try:
+        net = tiny_net(torch.float64, seed=3)
+        # With ReLU the unrolled loss is only piecewise smooth: the virtual step's weight gradient
+        # jumps where a pre-activation crosses 0, so finite differences in alpha see steps. The
+        # hypergradient does not depend on the activation; a smooth one makes the check exact.
+        for module in list(net.modules()):
+            for name, child in list(module.named_children()):
+                if isinstance(child, torch.nn.ReLU):
+                    setattr(module, name, torch.nn.Softplus())
+        alpha = torch.nn.Parameter(0.3 * torch.randn(NUM_EDGES, NUM_OPS, generator=torch.Generator().manual_seed(4)))
+        train, valid = tiny_batch(16, torch.float64, seed=5), tiny_batch(16, torch.float64, seed=6)
+        lr, wd = 0.05, 1e-3
+        params = list(net.parameters())
+        before = [p.detach().clone() for p in params]
+        ours = unrolled_hypergradient(net, alpha, train, valid, lr=lr, weight_decay=wd)
+        assert all(torch.equal(p, b) for p, b in zip(params, before))  # weights left as found
+
+        def unrolled_valid_loss(a: torch.Tensor) -> float:
+            """L_val(w - lr * (dL_train/dw + wd * w), a), computed exactly."""
+            sample = ArchSample(F.softmax(a, dim=1))
+            grads = torch.autograd.grad(F.cross_entropy(net(train[0], sample), train[1]), params, allow_unused=True)
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    p.sub_(lr * ((0 if g is None else g) + wd * p))
+                value = F.cross_entropy(net(valid[0], ArchSample(F.softmax(a, dim=1))), valid[1]).item()
+                for p, b in zip(params, before):
+                    p.copy_(b)
+            return value
+
+        eps = 1e-5
+        numeric = torch.zeros_like(alpha)
+        for i in range(NUM_EDGES):
+            for j in range(NUM_OPS):
+                a = alpha.detach().clone()
+                a[i, j] += eps
+                plus = unrolled_valid_loss(a)
+                a[i, j] -= 2 * eps
+                numeric[i, j] = (plus - unrolled_valid_loss(a)) / (2 * eps)
+        first_order = torch.autograd.grad(
+            F.cross_entropy(net(valid[0], ArchSample(F.softmax(alpha, dim=1))), valid[1]), alpha)[0]
+        error = (ours - numeric).norm() / numeric.norm()
+        assert error < 1e-2, error  # measured 0.3 %: the O(r) error of the Hessian-vector estimate
+        # ... and the second-order term matters here: the first-order gradient is clearly different.
+        assert (first_order - numeric).norm() / numeric.norm() > 10 * error
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_strategy_derives_a_valid_architecture_and_resumes_exactly(algorithm, digits):
+    """Two epochs straight vs one epoch, a checkpoint through torch.save, a fresh engine, one more."""
+    make = lambda: SearchEngine(algorithm, digits, epochs=2, seed=7, C=4, N=1, knobs=FAST)  # noqa: E731
+    straight = make()
+    first = straight.run_epoch()
+    second = straight.run_epoch()
+    space = get_space("tss")
+    for r in (first, second):
+        assert 0 <= r["arch_index"] < space.size and space.parse(r["arch"]) == r["arch_index"]
+        assert 0.0 <= r["arch_entropy"] <= math.log(NUM_OPS) + 1e-6
+        assert math.isfinite(r["search_loss"]) and 0 <= r["supernet_valid_acc"] <= 100
+
+    interrupted = make()
+    assert untimed(interrupted.run_epoch()) == untimed(first)
+    state = interrupted.state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    del interrupted
+    restored = make()
+    buffer.seek(0)
+    restored.load_state_dict(torch.load(buffer, weights_only=False))
+    assert untimed(restored.run_epoch()) == untimed(second)
+    for a, b in zip(straight.net.state_dict().values(), restored.net.state_dict().values()):
+        assert torch.equal(a, b)
+    assert straight.strategy.entropy() == restored.strategy.entropy()
+    with pytest.raises(UserError, match="all 2 search epochs ran"):
+        restored.run_epoch()
+
+
+def untimed(result: dict) -> dict:
+    return {k: v for k, v in result.items() if not k.endswith("_time_s")}
+
+
+def test_a_checkpoint_of_another_search_is_refused(digits):
+    gdas = SearchEngine("gdas", digits, epochs=2, seed=0, C=4, N=1)
+    other = SearchEngine("gdas", digits, epochs=2, seed=1, C=4, N=1)
+    with pytest.raises(UserError, match="checkpoint is for"):
+        gdas.load_state_dict(other.state_dict())
+
+
+def test_bad_engine_input_gets_clear_errors(digits):
+    with pytest.raises(UserError, match="unknown one-shot algorithm 'darts'.*darts-v1"):
+        strategy_class("darts")
+    with pytest.raises(UserError, match="at least 1 epoch"):
+        SearchEngine("gdas", digits, epochs=0, seed=0, C=4, N=1)
+    with pytest.raises(UserError, match=r"gdas has no knob\(s\) \['tau'\].*tau_max"):
+        SearchEngine("gdas", digits, epochs=1, seed=0, C=4, N=1, knobs={"tau": 1})
+
+
+def test_lookup_ranks_the_best_architecture_first():
+    final = np.array([90.0, np.nan, 95.0, 90.0, 80.0])
+    lookup = ArchLookup(final=final, search_valid=final - 1, final_hp=200, search_hp=12, dataset="x")
+    assert lookup.rank[[2, 0, 3, 4]].tolist() == [1, 2, 2, 4] and np.isnan(lookup.rank[1])
+    assert lookup.figures(2) == {"test_acc": 95.0, "valid_acc_search_hp": 94.0, "rank": 1.0,
+                                 "final_hp": 200, "search_hp": 12}
+
+
+def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "orchestrate.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--searcher", "gdas", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--searcher", "darts-v1", "--dataset", "cifar10"], "has no dataset 'cifar10'"),
+    (["--searcher", "enas", "--C", "16"], "trained with C=8, N=1"),
+    (["--searcher", "rsps", "--space", "sss"], "topology space"),
+    (["--searcher", "setn", "--budget", "2e4s"], "--budget: not used by one-shot searchers"),
+    (["--searcher", "darts"], "invalid choice: 'darts'"),
+])
+def test_oneshot_cli_bad_input_is_refused_before_anything_runs(tmp_path, args, message):
+    proc = orchestrate(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_oneshot_cli_runs_two_seeds_on_ray_and_writes_the_runs_table(tmp_path):
+    from benchmark_data.reader import Benchmark
+
+    proc = orchestrate("--searcher", "rsps", "--epochs", "2", "--runs", "2", "--seed", "3", "--quiet",
+                       "--parallel", "2", "--out", str(tmp_path / "out"), "--experiment", "os", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rsps" in proc.stdout and "final test acc" in proc.stdout
+    runs = Benchmark.open(tmp_path / "out").runs("os")
+    assert len(runs) == 4 and sorted(set(runs["run_seed"])) == [3, 4]
+    assert runs.groupby("run_seed")["event"].apply(list).tolist() == [[0, 1], [0, 1]]
+    bench = Benchmark.open()
+    for r in runs.itertuples():
+        stored = bench.metrics("tss", "digits", 12, int(r.best_arch_index), epoch=12)
+        assert r.best_test_acc == pytest.approx(float(np.nanmean(stored["test_acc"])), abs=1e-4)
+        assert r.feedback == pytest.approx(float(np.nanmean(stored["valid_acc"])), abs=1e-4)
+        assert 1 <= r.best_rank <= 15625 and r.wall_time_s > 0 and math.isfinite(r.search_loss)

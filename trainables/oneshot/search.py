@@ -1,0 +1,281 @@
+"""The one-shot search loop, its exact checkpoints, and the Ray Tune trainable that hosts it.
+
+``SearchEngine`` owns the supernet, the weight optimizer, the data and the random streams; the
+strategy (``strategy.Strategy`` subclass) decides which sub-network each step trains, how the
+architecture parameters learn and what to derive. One ``run_epoch()`` = one search epoch: for each
+train batch, one weight step (SGD, Nesterov momentum 0.9, wd 5e-4, cosine 0.025 -> 0.001 per
+iteration, gradient norm clipped at 5, batch 64: the NATS-Bench one-shot setting), then one
+architecture step on the next batch of the validation split (cycled, reshuffled when exhausted);
+after the epoch, ``derive`` names the recommended architecture.
+
+Exact resumption (on the CPU): ``state_dict()`` holds the supernet, both optimizers, the strategy's
+own state, the data and architecture generators and torch's global RNG, and every epoch starts
+its iterators afresh from those generators, so a search restored after epoch k continues exactly
+as the uninterrupted one.
+
+Candidates are ranked on one large evaluation batch (the first 512 images of the validation
+split, unaugmented; all of them on digits), as the thesis recommends: small batches with batch
+statistics make the shared-weight ranking noisy.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spaces import get_space
+from spaces.errors import UserError
+from trainables.data import Dataset, iterate_batches
+from trainables.recipes import Recipe
+from trainables.train import _seed_of
+
+from . import strategy_class
+from .supernet import ArchSample, TopologySupernet
+
+RANK_BATCH = 512
+GRAD_CLIP = 5.0
+
+
+def search_recipe(epochs: int, batch_size: int = 64) -> Recipe:
+    """NATS-Bench's one-shot weight schedule as a Recipe (its ``lr_at`` is the cosine schedule)."""
+    if not isinstance(epochs, int) or epochs < 1:
+        raise UserError(f"the search needs at least 1 epoch, got {epochs!r}")
+    return Recipe(name="oneshot", epochs=epochs, batch_size=batch_size, lr=0.025, lr_min=0.001,
+                  eval_batch_size=RANK_BATCH)
+
+
+class SearchEngine:
+    """One one-shot search (one algorithm, one seed) on the topology space."""
+
+    def __init__(self, algorithm: str, dataset: Dataset, *, epochs: int, seed: int, C: int, N: int,
+                 device: str | torch.device = "cpu", batch_size: int = 64,
+                 knobs: Mapping[str, Any] | None = None) -> None:
+        cls = strategy_class(algorithm)
+        self.algorithm, self.dataset, self.seed = algorithm, dataset, int(seed)
+        self.recipe = search_recipe(epochs, batch_size)
+        self.space = get_space("tss")
+        self.device = torch.device(device)
+        if dataset.valid is None:
+            raise UserError(f"dataset {dataset.name!r} has no validation split: one-shot search "
+                            "trains the weights on train and the architecture on valid")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed_of(seed, 0))
+            net = TopologySupernet(dataset.num_classes, C=C, N=N, in_channels=dataset.in_channels)
+        self.net = net.to(self.device, memory_format=torch.channels_last)
+        self.weight_optimizer = torch.optim.SGD(
+            self.net.parameters(), lr=self.recipe.lr, momentum=self.recipe.momentum,
+            nesterov=self.recipe.nesterov, weight_decay=self.recipe.weight_decay)
+        self.data_generator = torch.Generator(device=dataset.train.images.device)
+        self.data_generator.manual_seed(_seed_of(seed, 1))
+        self.arch_generator = torch.Generator().manual_seed(_seed_of(seed, 2))
+        self.strategy = cls(self.net, self.arch_generator, epochs, **_checked_knobs(cls, algorithm, knobs or {}))
+        self.epoch = 0
+        self.iters_per_epoch = math.ceil(len(dataset.train) / self.recipe.batch_size)
+        x, y = next(iter(iterate_batches(dataset.valid, RANK_BATCH, shuffle=False, augment=False,
+                                         dataset=dataset, generator=None)))
+        self.rank_batch = (self._to_device(x), y.to(self.device))
+
+    # --- one search epoch ---------------------------------------------------------------------------
+    def run_epoch(self) -> dict[str, Any]:
+        if self.epoch >= self.recipe.epochs:
+            raise UserError(f"all {self.recipe.epochs} search epochs ran; start a longer search to go on")
+        recipe, net, opt, strategy = self.recipe, self.net, self.weight_optimizer, self.strategy
+        strategy.epoch = self.epoch
+        started = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        valid = self._valid_batches()
+        batches = iterate_batches(self.dataset.train, recipe.batch_size, shuffle=True, augment=recipe.augment,
+                                  dataset=self.dataset, generator=self.data_generator)
+        for i, (x, y) in enumerate(batches):
+            lr = recipe.lr_at(self.epoch, i, self.iters_per_epoch)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            train = (self._to_device(x), y.to(self.device))
+            logits = net(train[0], strategy.weight_sample())
+            loss = F.cross_entropy(logits, train[1])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), GRAD_CLIP)
+            opt.step()
+            strategy.arch_step(train, next(valid), self)
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.detach().argmax(1) == train[1]).sum())
+            seen += len(y)
+        self._sync()
+        epoch_time = time.perf_counter() - started
+        self.epoch += 1
+        started = time.perf_counter()
+        ops = strategy.derive(self)
+        derive_time = time.perf_counter() - started
+        arch_index = self.space.index_of_choices(ops)
+        return {"epoch": self.epoch, "arch_index": arch_index, "arch": self.space.to_str(arch_index),
+                "search_loss": loss_sum / seen, "search_acc": 100.0 * correct / seen,
+                "supernet_valid_acc": self.batch_accuracy(self.rank_batch, ops),
+                "arch_entropy": strategy.entropy(), "epoch_time_s": epoch_time, "derive_time_s": derive_time}
+
+    def _valid_batches(self):
+        """Validation batches for the architecture steps, endlessly, reshuffled at each pass."""
+        while True:
+            for x, y in iterate_batches(self.dataset.valid, self.recipe.batch_size, shuffle=True,
+                                        augment=self.recipe.augment, dataset=self.dataset,
+                                        generator=self.data_generator):
+                yield self._to_device(x), y.to(self.device)
+
+    # --- ranking with the shared weights ----------------------------------------------------------
+    @torch.no_grad()
+    def batch_accuracy(self, batch, ops: tuple[int, ...]) -> float:
+        """Accuracy (percent) of the sub-network ``ops`` on one batch, with the shared weights."""
+        x, y = batch
+        logits = self.net(x, ArchSample.single_path(ops, x))
+        return 100.0 * float((logits.argmax(1) == y).float().mean())
+
+    def best_of(self, candidates: list[tuple[int, ...]]) -> tuple[int, ...]:
+        """The candidate the shared weights rate best on the ranking batch (first one on ties)."""
+        unique = list(dict.fromkeys(tuple(c) for c in candidates))
+        scores = [self.batch_accuracy(self.rank_batch, c) for c in unique]
+        return unique[int(np.argmax(scores))]
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, memory_format=torch.channels_last, non_blocking=True)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # --- exact resumption ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm, "seed": self.seed, "epochs": self.recipe.epochs,
+                "epoch": self.epoch, "net": self.net.state_dict(),
+                "weight_optimizer": self.weight_optimizer.state_dict(),
+                "strategy": self.strategy.state_dict(),
+                "data_generator": self.data_generator.get_state(),
+                "arch_generator": self.arch_generator.get_state(), "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        mine = (self.algorithm, self.seed, self.recipe.epochs)
+        theirs = (state["algorithm"], state["seed"], state["epochs"])
+        if mine != theirs:
+            raise UserError(f"checkpoint is for (algorithm, seed, epochs) {theirs}, this search is "
+                            f"{mine}; restore it into a search with the same configuration")
+        self.net.load_state_dict(state["net"])
+        self.weight_optimizer.load_state_dict(state["weight_optimizer"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.data_generator.set_state(state["data_generator"])
+        self.arch_generator.set_state(state["arch_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch = int(state["epoch"])
+
+
+def _checked_knobs(cls, algorithm: str, knobs: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword knobs ``cls`` (and its bases) accept; UserError naming unknown ones."""
+    valid = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            valid |= {p for p, spec in inspect.signature(klass.__init__).parameters.items()
+                      if spec.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = sorted(set(knobs) - valid)
+    if unknown:
+        raise UserError(f"{algorithm} has no knob(s) {unknown}; its knobs are {sorted(valid)}")
+    return dict(knobs)
+
+
+# --- what the benchmark says about a derived architecture -----------------------------------------
+@dataclass(frozen=True)
+class ArchLookup:
+    """Benchmark figures of every architecture, as arrays indexed by the project arch index.
+
+    ``final``: test accuracy under ``final_hp`` (the longest recipe covering every architecture;
+    hp=200 for NATS-Bench data); ``search_valid``: validation accuracy under ``search_hp`` (12).
+    ``rank``: 1 for the best ``final`` value; ties share the better rank; NaN where unknown.
+    """
+
+    final: np.ndarray
+    search_valid: np.ndarray
+    final_hp: int
+    search_hp: int
+    dataset: str
+
+    @functools.cached_property
+    def rank(self) -> np.ndarray:
+        known = np.sort(self.final[~np.isnan(self.final)])[::-1]
+        rank = 1.0 + np.searchsorted(-known, -self.final, side="left")
+        return np.where(np.isnan(self.final), np.nan, rank)
+
+    def figures(self, arch_index: int) -> dict[str, float]:
+        return {"test_acc": float(self.final[arch_index]), "valid_acc_search_hp": float(self.search_valid[arch_index]),
+                "rank": float(self.rank[arch_index]), "final_hp": self.final_hp, "search_hp": self.search_hp}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --- the Ray Tune trainable -----------------------------------------------------------------------
+class _OneShotMixin:
+    """One Tune trial = one one-shot search; one ``step()`` = one search epoch.
+
+    Config keys: algorithm, dataset ("digits"), data_dir, seed (0), epochs, C, N, threads (1),
+    device (cuda when available), knobs (dict of strategy knobs). ``lookup`` (an ArchLookup, passed
+    with ``tune.with_parameters``) adds the derived architecture's benchmark figures to each result.
+    A checkpoint per epoch holds the engine's whole state (see the module docstring).
+    """
+
+    def setup(self, config: dict, lookup: ArchLookup | None = None) -> None:
+        from trainables.train import cached_dataset
+
+        torch.set_num_threads(max(1, int(config.get("threads", 1))))
+        device = config.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        dataset = cached_dataset(str(config.get("dataset", "digits")), config.get("data_dir"), device)
+        self.engine = SearchEngine(config["algorithm"], dataset, epochs=int(config["epochs"]),
+                                   seed=int(config.get("seed", 0)), C=int(config["C"]), N=int(config["N"]),
+                                   device=device, knobs=config.get("knobs"))
+        self.lookup = lookup
+        self.search_time = 0.0
+
+    def step(self) -> dict:
+        result = self.engine.run_epoch()
+        self.search_time += result["epoch_time_s"] + result["derive_time_s"]
+        result["search_time_s"] = self.search_time
+        result["peak_rss_mib"] = peak_rss_mib()
+        if self.lookup is not None:
+            result.update(self.lookup.figures(result["arch_index"]))
+        result["done"] = self.engine.epoch >= self.engine.recipe.epochs
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        torch.save({"engine": self.engine.state_dict(), "search_time": self.search_time},
+                   os.path.join(checkpoint_dir, "search.pt"))
+
+    def load_checkpoint(self, checkpoint: str | dict) -> None:
+        path = checkpoint if isinstance(checkpoint, str) else checkpoint["path"]
+        state = torch.load(os.path.join(path, "search.pt"), weights_only=False)
+        self.engine.load_state_dict(state["engine"])
+        self.search_time = state["search_time"]
+
+
+@functools.cache
+def oneshot_trainable():
+    """The ``OneShotSearch`` Tune trainable class (built on first use: importing ray.tune costs ~1 s)."""
+    from ray import tune
+
+    cls = type("OneShotSearch", (_OneShotMixin, tune.Trainable), {
+        "__module__": __name__, "__qualname__": "OneShotSearch", "__doc__": _OneShotMixin.__doc__})
+    globals()["OneShotSearch"] = cls  # later lookups (and pickling by reference) find it directly
+    return cls
+
+
+def __getattr__(name: str):
+    if name == "OneShotSearch":
+        return oneshot_trainable()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

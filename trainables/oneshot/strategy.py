@@ -1,0 +1,115 @@
+"""What every one-shot algorithm shares; each algorithm is a small subclass in its own file.
+
+A strategy answers three questions about the supernet (``supernet.TopologySupernet``):
+  * ``weight_sample()`` — which sub-network(s) the next weight step trains (a softmax mixture, a
+    Gumbel sample, a uniform or controller-sampled single path);
+  * ``arch_step(train, valid, search)`` — how the architecture parameters learn from a pair of
+    batches (nothing for RSPS);
+  * ``derive(search)`` — which architecture the search currently recommends: argmax per edge for
+    DARTS/GDAS, the best of sampled candidates ranked with the shared weights for SETN/ENAS/RSPS.
+The weight step itself, the data, the schedule and checkpoints live in ``search.SearchEngine``.
+
+All randomness of a strategy comes from the one ``torch.Generator`` it is given (a CPU generator:
+the samples are a few dozen numbers), so a restored search draws exactly what the uninterrupted
+one would have drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .supernet import NUM_EDGES, NUM_OPS, ArchSample
+
+if TYPE_CHECKING:  # only for type hints: search imports the strategies
+    from .search import SearchEngine
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Strategy:
+    """Base class: architecture parameters alpha [edges, ops] with DARTS' Adam, and helpers."""
+
+    name: ClassVar[str]
+    learns_alpha: ClassVar[bool] = True  # False: no alpha, no architecture optimizer (RSPS, ENAS)
+
+    def __init__(self, net: nn.Module, generator: torch.Generator, epochs: int, *,
+                 arch_lr: float = 3e-4, arch_weight_decay: float = 1e-3, candidates: int = 100) -> None:
+        self.net, self.generator, self.epochs = net, generator, int(epochs)
+        self.epoch = 0  # the search epoch in progress (0-based), set by the engine
+        self.candidates = int(candidates)
+        device = next(net.parameters()).device
+        self.alpha = self.arch_optimizer = None
+        if self.learns_alpha:
+            # DARTS' initialisation and optimizer (Adam, betas (0.5, 0.999), lr 3e-4, wd 1e-3).
+            init = 1e-3 * torch.randn(NUM_EDGES, NUM_OPS, generator=generator)
+            self.alpha = nn.Parameter(init.to(device))
+            self.arch_optimizer = torch.optim.Adam([self.alpha], lr=arch_lr, betas=(0.5, 0.999),
+                                                   weight_decay=arch_weight_decay)
+
+    # --- the three questions ------------------------------------------------------------------------
+    def weight_sample(self) -> ArchSample:
+        raise NotImplementedError
+
+    def arch_step(self, train: Batch, valid: Batch, search: "SearchEngine") -> None:
+        """Default: no architecture parameters to learn."""
+
+    def derive(self, search: "SearchEngine") -> tuple[int, ...]:
+        """Default: the most likely op on every edge (the thesis' rule for DARTS and GDAS)."""
+        return tuple(self.alpha.detach().argmax(dim=1).tolist())
+
+    def entropy(self) -> float:
+        """Mean entropy (nats) of the per-edge op distribution; log(5) = 1.609 is uniform."""
+        if self.alpha is None:
+            return math.log(NUM_OPS)
+        logp = F.log_softmax(self.alpha.detach(), dim=1)
+        return float(-(logp.exp() * logp).sum(1).mean())
+
+    # --- helpers the subclasses combine -------------------------------------------------------------
+    def mixture(self) -> ArchSample:
+        """Every op on every edge, weighted by softmax(alpha) (gradient flows to alpha)."""
+        return ArchSample(F.softmax(self.alpha, dim=1))
+
+    def uniform_path(self) -> ArchSample:
+        return ArchSample.single_path(self.uniform_ops(), self.net_dtype_like())
+
+    def uniform_ops(self) -> tuple[int, ...]:
+        return tuple(torch.randint(NUM_OPS, (NUM_EDGES,), generator=self.generator).tolist())
+
+    def sampled_ops(self, count: int) -> list[tuple[int, ...]]:
+        """``count`` draws of one op per edge from softmax(alpha)."""
+        probs = F.softmax(self.alpha.detach().float().cpu(), dim=1)
+        draws = torch.multinomial(probs, count, replacement=True, generator=self.generator)  # [edges, count]
+        return [tuple(col) for col in draws.t().tolist()]
+
+    def alpha_step(self, loss: torch.Tensor) -> None:
+        """One Adam step of alpha on ``loss`` (only alpha's gradient is computed)."""
+        self.alpha.grad = torch.autograd.grad(loss, self.alpha)[0]
+        self.arch_optimizer.step()
+
+    def valid_mixture_step(self, valid: Batch) -> None:
+        """DARTS' first-order architecture step: the mixture's validation loss, w held fixed."""
+        self.alpha_step(self.loss(valid, self.mixture()))
+
+    def loss(self, batch: Batch, sample: ArchSample) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self.net(x, sample), y)
+
+    def net_dtype_like(self) -> torch.Tensor:
+        return next(self.net.parameters())
+
+    # --- checkpoints --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        if self.alpha is None:
+            return {}
+        return {"alpha": self.alpha.detach().clone(), "arch_optimizer": self.arch_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.alpha is not None:
+            with torch.no_grad():
+                self.alpha.copy_(state["alpha"])
+            self.arch_optimizer.load_state_dict(state["arch_optimizer"])
