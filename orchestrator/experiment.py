@@ -171,6 +171,9 @@ def runs_table(runs: pd.DataFrame, table: SimTable, experiment: str, budget: Bud
 
 
 def write_runs(out_root: str | Path, df: pd.DataFrame, metadata: dict[str, str]) -> list[Path]:
+    """The rows' ``runs`` columns as one fragment; other columns (a caller's diagnostics) stay out."""
+    from benchmark_data.schema import SCHEMAS
     from benchmark_data.writer import write_fragment
 
-    return write_fragment(out_root, "runs", df, metadata=metadata)
+    return write_fragment(out_root, "runs", df[[c for c in df.columns if c in SCHEMAS["runs"].names]],
+                          metadata=metadata)

@@ -79,11 +79,6 @@ def make_lookup(table):
 
 def settings_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """Check the flags of a one-shot search; returns (settings, lookup, benchmark). Writes nothing."""
-    from benchmark_data.reader import Benchmark
-    from orchestrator.experiment import choose_dataset
-    from orchestrator.simulator import SimTable
-    from trainables.data import DATASETS
-
     given = [n for n in UNUSED_FLAGS if getattr(args, n) != parser.get_default(n)]
     if given:
         flags = ", ".join("--" + n.replace("_", "-") for n in given)
@@ -98,12 +93,35 @@ def settings_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser
         raise UserError(f"--parallel must be at least 1, got {args.parallel}")
     if not args.gpus_per_trial >= 0:
         raise UserError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
-    bench = Benchmark.open(args.benchmark)
-    dataset = choose_dataset(bench, "tss", args.dataset)
+    bench, dataset, lookup, (C, N), train_dataset = resolve_benchmark(args.benchmark, args.dataset, args.C, args.N)
+    from benchmark_data.schema import check_partition_value
+
+    experiment = args.experiment or time.strftime(f"{args.searcher}-tss-{dataset}-%Y%m%d-%H%M%S")
+    check_partition_value("experiment", experiment)
+    settings = OneShotSettings(
+        experiment=experiment, algorithms=(args.searcher,),
+        seeds=tuple(range(args.seed, args.seed + args.runs)), epochs=epochs, dataset=dataset,
+        train_dataset=train_dataset, C=C, N=N,
+        data_dir=None if args.data_dir is None else str(Path(args.data_dir).expanduser().resolve()),
+        max_failures=args.max_failures, gpus_per_trial=float(args.gpus_per_trial))
+    return settings, lookup, bench
+
+
+def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | None = None, N: int | None = None):
+    """(benchmark, dataset, ArchLookup, (C, N), dataset to train on) for one-shot searches on a store.
+
+    The skeleton comes from the store's files; a different --C/--N is an error (see module doc).
+    """
+    from benchmark_data.reader import Benchmark
+    from orchestrator.experiment import choose_dataset
+    from orchestrator.simulator import SimTable
+    from trainables.data import DATASETS
+
+    bench = Benchmark.open(path)
+    dataset = choose_dataset(bench, "tss", dataset)
     table = SimTable.from_benchmark(bench, "tss", dataset)
     search_ds = bench.feedback_dataset("tss", dataset, table.feedback_hp)
     recorded = store_skeleton(bench, "tss", search_ds, table.feedback_hp)
-    C, N = args.C, args.N
     if recorded is not None:
         if (C or recorded[0], N or recorded[1]) != recorded:
             raise UserError(f"the benchmark's {dataset} networks were trained with C={recorded[0]}, "
@@ -116,17 +134,7 @@ def settings_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser
     if train_dataset not in DATASETS:
         raise UserError(f"the benchmark's dataset {dataset!r} is not one the supernet can train on "
                         f"({', '.join(DATASETS)})")
-    from benchmark_data.schema import check_partition_value
-
-    experiment = args.experiment or time.strftime(f"{args.searcher}-tss-{dataset}-%Y%m%d-%H%M%S")
-    check_partition_value("experiment", experiment)
-    settings = OneShotSettings(
-        experiment=experiment, algorithms=(args.searcher,),
-        seeds=tuple(range(args.seed, args.seed + args.runs)), epochs=epochs, dataset=dataset,
-        train_dataset=train_dataset, C=C, N=N,
-        data_dir=None if args.data_dir is None else str(Path(args.data_dir).expanduser().resolve()),
-        max_failures=args.max_failures, gpus_per_trial=float(args.gpus_per_trial))
-    return settings, make_lookup(table), bench
+    return bench, dataset, make_lookup(table), (C, N), train_dataset
 
 
 def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: str | None = None,
@@ -253,9 +261,7 @@ def run_oneshot_cli(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                       skeleton={"C": settings.C, "N": settings.N},
                       extra={"experiment": settings.experiment, "benchmark": str(bench.root),
                              "settings": json.dumps(asdict(settings), sort_keys=True)})
-    from benchmark_data.schema import SCHEMAS
-
-    paths = write_runs(args.out, rows[[c for c in rows.columns if c in SCHEMAS["runs"].names]], meta)
+    paths = write_runs(args.out, rows, meta)
     print()
     print(format_summary(summarize(rows), settings, lookup))
     if len(settings.seeds) == 1:

@@ -1,5 +1,6 @@
 """One-shot NAS: the supernet, the six strategies, exact checkpoints, the CLI on a real local Ray."""
 
+import dataclasses
 import io
 import math
 import subprocess
@@ -18,6 +19,7 @@ from trainables.oneshot.darts_v2 import unrolled_hypergradient
 from trainables.oneshot.gdas import GDAS
 from trainables.oneshot.search import ArchLookup, SearchEngine
 from trainables.oneshot.supernet import NUM_EDGES, NUM_OPS, ArchSample, SearchCell, TopologySupernet
+from trainables.data import Split
 from trainables.train import cached_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +28,10 @@ FAST = {"candidates": 4}  # derivation ranks few candidates: the tests check beh
 
 @pytest.fixture(scope="module")
 def digits():
-    return cached_dataset("digits")
+    """The first 192 train and 128 valid images of digits: 3 steps per epoch keep the tests quick."""
+    full = cached_dataset("digits")
+    part = lambda split, n: Split(split.images[:n].contiguous(), split.labels[:n])  # noqa: E731
+    return dataclasses.replace(full, train=part(full.train, 192), valid=part(full.valid, 128))
 
 
 def tiny_net(dtype=torch.float32, seed=0):
@@ -155,7 +160,39 @@ def test_every_strategy_derives_a_valid_architecture_and_resumes_exactly(algorit
 
 
 def untimed(result: dict) -> dict:
-    return {k: v for k, v in result.items() if not k.endswith("_time_s")}
+    """A result without what the clock decides (times, peak memory)."""
+    return {k: v for k, v in result.items() if not k.endswith("_time_s") and k != "peak_rss_mib"}
+
+
+def test_the_tune_trainable_checkpoints_and_restores_exactly(tmp_path, monkeypatch):
+    """OneShotSearch's own save/load (what Tune calls on pause, failure and restore), without Ray."""
+    from trainables.oneshot.search import oneshot_trainable
+
+    # A Trainable outside Tune makes its log folder under ~/ray_results: keep it in tmp_path.
+    monkeypatch.setattr("ray.tune.trainable.trainable.DEFAULT_STORAGE_PATH", str(tmp_path / "ray_results"))
+
+    final = np.linspace(50, 99, get_space("tss").size)
+    lookup = ArchLookup(final=final, search_valid=final - 1, final_hp=12, search_hp=12, dataset="digits")
+
+    class WithLookup(oneshot_trainable()):  # what tune.with_parameters does, without the object store
+        def setup(self, config):
+            super().setup(config, lookup=lookup)
+
+    config = {"algorithm": "gdas", "epochs": 2, "seed": 1, "C": 4, "N": 1, "device": "cpu"}
+    make = lambda: WithLookup(config=dict(config))  # noqa: E731
+    straight = make()
+    first, second = straight.step(), straight.step()
+    assert second["done"] and second["test_acc"] == final[second["arch_index"]]
+    assert second["rank"] == get_space("tss").size - second["arch_index"]
+    paused = make()
+    assert untimed(paused.step()) == untimed(first)
+    (tmp_path / "ckpt").mkdir()
+    paused.save_checkpoint(str(tmp_path / "ckpt"))
+    restored = make()
+    restored.load_checkpoint(str(tmp_path / "ckpt"))
+    assert untimed(restored.step()) == untimed(second)
+    for t in (straight, paused, restored):
+        t.stop()
 
 
 def test_a_checkpoint_of_another_search_is_refused(digits):
@@ -195,10 +232,16 @@ def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     (["--searcher", "setn", "--budget", "2e4s"], "--budget: not used by one-shot searchers"),
     (["--searcher", "darts"], "invalid choice: 'darts'"),
 ])
-def test_oneshot_cli_bad_input_is_refused_before_anything_runs(tmp_path, args, message):
-    proc = orchestrate(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+def test_oneshot_cli_bad_input_is_refused_before_anything_runs(tmp_path, capsys, args, message):
+    sys.path.insert(0, str(ROOT))
+    import orchestrate
+
+    try:
+        code = orchestrate.main([*args, "--out", str(tmp_path / "out")])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 
