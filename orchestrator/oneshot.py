@@ -52,7 +52,9 @@ class OneShotSettings:
 
         return {"algorithm": tune.grid_search(list(self.algorithms)), "seed": tune.grid_search(list(self.seeds)),
                 "epochs": self.epochs, "dataset": self.train_dataset, "data_dir": self.data_dir,
-                "C": self.C, "N": self.N, "threads": 1, "knobs": self.knobs}
+                "C": self.C, "N": self.N, "threads": 1, "knobs": self.knobs,
+                # Ray no longer hides GPUs from trials that reserved none: choose the device here.
+                "device": "cuda" if self.gpus_per_trial > 0 else "cpu"}
 
 
 def store_skeleton(bench, space: str, dataset: str, hp: int) -> tuple[int, int] | None:

@@ -67,7 +67,57 @@ def test_gdas_computes_exactly_the_sampled_op_on_every_edge_forward_and_backward
     # The straight-through weight has value 1 but passes the relaxation's gradient to every logit.
     picked = sample.weights[torch.arange(NUM_EDGES), list(sample.index)]
     assert torch.allclose(picked, torch.ones(NUM_EDGES))
-    assert gdas.alpha.grad is not None and (gdas.alpha.grad != 0).all()
+    # Edges that sampled ``none`` compute a constant zero, so their logits get no gradient (correct
+    # GDAS behaviour); every other edge's whole row of logits does.
+    for e, k in enumerate(sample.index):
+        assert (gdas.alpha.grad[e] != 0).all() == (k != 0), (e, k)
+
+
+def test_gdas_with_a_sampled_none_gives_that_edge_no_gradient():
+    for seed in range(2, 40):
+        gdas = GDAS(tiny_net(), torch.Generator().manual_seed(seed), epochs=10)
+        sample = gdas.gumbel_sample()
+        if 0 in sample.index:
+            break
+    x, y = tiny_batch()
+    F.cross_entropy(gdas.net(x, sample), y).backward()
+    for e, k in enumerate(sample.index):
+        assert bool((gdas.alpha.grad[e] == 0).all()) == (k == 0)
+
+
+def test_supernet_bn_uses_batch_statistics_and_candidate_ops_have_no_affine():
+    net = tiny_net()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert m.running_mean is None and not m.track_running_stats
+    for cell in (m for m in net.modules() if isinstance(m, SearchCell)):
+        for m in cell.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                assert not m.affine
+    x, _ = tiny_batch()
+    sample = ArchSample(torch.full((NUM_EDGES, NUM_OPS), 0.2))
+    with torch.no_grad():
+        train_out = net.train()(x, sample)
+        assert torch.equal(net.eval()(x, sample), train_out)  # eval mode changes nothing
+
+
+def test_architecture_and_weight_steps_leave_each_others_parameters_alone(digits):
+    engine = SearchEngine("darts-v2", digits, epochs=2, seed=0, C=4, N=1)
+    engine.run_epoch()  # momentum buffers exist now
+    strategy, batch = engine.strategy, engine.rank_batch
+    weights = {n: p.detach().clone() for n, p in engine.net.named_parameters()}
+    grads = {n: p.grad.clone() for n, p in engine.net.named_parameters()}
+    momentum = [engine.weight_optimizer.state[p]["momentum_buffer"].clone() for p in engine.net.parameters()]
+    alpha = strategy.alpha.detach().clone()
+    strategy.arch_step(batch, batch, engine)
+    assert not torch.equal(strategy.alpha, alpha)
+    for n, p in engine.net.named_parameters():
+        assert torch.equal(p, weights[n]) and torch.equal(p.grad, grads[n])
+    for p, m in zip(engine.net.parameters(), momentum):
+        assert torch.equal(engine.weight_optimizer.state[p]["momentum_buffer"], m)
+    strategy.alpha.grad = None
+    F.cross_entropy(engine.net(batch[0], strategy.weight_sample()), batch[1]).backward()
+    assert strategy.alpha.grad is None  # weight steps never reach alpha
 
 
 def test_gdas_temperature_decays_linearly_from_10_to_0_1():
@@ -92,19 +142,22 @@ def test_darts_v2_hypergradient_matches_finite_differences_of_the_unrolled_loss(
                     setattr(module, name, torch.nn.Softplus())
         alpha = torch.nn.Parameter(0.3 * torch.randn(NUM_EDGES, NUM_OPS, generator=torch.Generator().manual_seed(4)))
         train, valid = tiny_batch(16, torch.float64, seed=5), tiny_batch(16, torch.float64, seed=6)
-        lr, wd = 0.05, 1e-3
+        lr, wd, momentum = 0.05, 1e-3, 0.9
         params = list(net.parameters())
         before = [p.detach().clone() for p in params]
-        ours = unrolled_hypergradient(net, alpha, train, valid, lr=lr, weight_decay=wd)
+        g = torch.Generator().manual_seed(7)
+        buffers = {p: 0.1 * torch.randn(p.shape, generator=g) for p in params[::2]}  # as SGD's state
+        ours = unrolled_hypergradient(net, alpha, train, valid, lr=lr, weight_decay=wd, momentum=momentum,
+                                      buffers=buffers)
         assert all(torch.equal(p, b) for p, b in zip(params, before))  # weights left as found
 
         def unrolled_valid_loss(a: torch.Tensor) -> float:
-            """L_val(w - lr * (dL_train/dw + wd * w), a), computed exactly."""
+            """L_val(w - lr * (momentum * buf + dL_train/dw + wd * w), a), computed exactly."""
             sample = ArchSample(F.softmax(a, dim=1))
             grads = torch.autograd.grad(F.cross_entropy(net(train[0], sample), train[1]), params, allow_unused=True)
             with torch.no_grad():
                 for p, g in zip(params, grads):
-                    p.sub_(lr * ((0 if g is None else g) + wd * p))
+                    p.sub_(lr * ((0 if g is None else g) + wd * p + momentum * buffers.get(p, 0)))
                 value = F.cross_entropy(net(valid[0], ArchSample(F.softmax(a, dim=1))), valid[1]).item()
                 for p, b in zip(params, before):
                     p.copy_(b)
@@ -198,8 +251,11 @@ def test_the_tune_trainable_checkpoints_and_restores_exactly(tmp_path, monkeypat
 def test_a_checkpoint_of_another_search_is_refused(digits):
     gdas = SearchEngine("gdas", digits, epochs=2, seed=0, C=4, N=1)
     other = SearchEngine("gdas", digits, epochs=2, seed=1, C=4, N=1)
-    with pytest.raises(UserError, match="checkpoint is for"):
+    with pytest.raises(UserError, match="checkpoint is for the search"):
         gdas.load_state_dict(other.state_dict())
+    knobbed = SearchEngine("gdas", digits, epochs=2, seed=0, C=4, N=1, knobs={"tau_min": 1.0})
+    with pytest.raises(UserError, match="checkpoint is for the search"):
+        knobbed.load_state_dict(gdas.state_dict())
 
 
 def test_bad_engine_input_gets_clear_errors(digits):

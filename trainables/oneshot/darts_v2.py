@@ -4,12 +4,14 @@ The architecture step descends the validation loss after one virtual SGD step of
 L_val(w', alpha) with w' = w - lr * (momentum * buf + dL_train/dw + wd * w). Its gradient is
 dL_val/dalpha - lr * d2L_train/(dalpha dw) . dL_val/dw', and the mixed second derivative times a
 vector is taken by central finite differences of dL_train/dalpha at w +- r * dL_val/dw'
-(r = 0.01 / |dL_val/dw'|), as in the paper. Weight steps are DARTS-V1's.
+(r = 0.01 / |dL_val/dw'|), as in the paper. Weight steps are DARTS-V1's. As in NATS-Bench's
+scripts the architecture steps after the weights on each batch, so the virtual step sees the
+momentum buffer of the step just taken.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -21,10 +23,13 @@ from .supernet import ArchSample
 
 def unrolled_hypergradient(net: nn.Module, alpha: torch.Tensor, train, valid, *, lr: float,
                            momentum: float = 0.0, weight_decay: float = 0.0,
-                           buffers: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
-    """d L_val(w'(alpha), alpha) / d alpha for the virtual step above; the weights are left as found."""
+                           buffers: Mapping[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """d L_val(w'(alpha), alpha) / d alpha for the virtual step above; the weights are left as found.
+
+    ``buffers``: momentum buffer per parameter (the weight optimizer's state), where it has one.
+    """
     params = [p for p in net.parameters() if p.requires_grad]
-    buffers = list(buffers) if buffers is not None else [None] * len(params)
+    buffers = [None if buffers is None else buffers.get(p) for p in params]
 
     def loss(batch) -> torch.Tensor:
         x, y = batch
@@ -66,7 +71,8 @@ class DartsV2(DartsV1):
     def arch_step(self, train, valid, search) -> None:
         opt = search.weight_optimizer
         group = opt.param_groups[0]
-        buffers = [opt.state.get(p, {}).get("momentum_buffer") for p in self.net.parameters()]
+        buffers = {p: opt.state[p]["momentum_buffer"] for p in self.net.parameters()
+                   if opt.state.get(p, {}).get("momentum_buffer") is not None}
         self.alpha.grad = unrolled_hypergradient(
             self.net, self.alpha, train, valid, lr=group["lr"], momentum=group["momentum"],
             weight_decay=group["weight_decay"], buffers=buffers)

@@ -5,9 +5,11 @@ ops before it; logits are squashed as in ENAS (tanh_constant * tanh(logits / tem
 shared weights train on the paths it samples. Each architecture step samples one path, rewards it
 with the shared weights' accuracy on the validation batch (a fraction) and takes one Adam step on
 -(reward - baseline) * log p(path) - entropy_weight * entropy, with the bias-corrected moving-
-average baseline of the multi-trial REINFORCE searcher. ENAS alternates a whole epoch of weight
-steps with a block of controller steps; here the two alternate every batch, like the other
-strategies (one schedule for all six). Derivation samples candidates from the controller and keeps
+average baseline of the multi-trial REINFORCE searcher. Departures from NATS-Bench's ENAS, on
+purpose: ENAS alternates a whole epoch of weight steps with a block of controller steps (averaging
+20 samples per step) — here the two alternate every batch with one sample per step, like the other
+strategies (one schedule for all six); and the entropy bonus is its own differentiable term
+rather than part of the reward the baseline tracks (the baseline tracks accuracy only). Derivation samples candidates from the controller and keeps
 the one the shared weights rate best.
 
 The controller lives on the CPU whatever the supernet's device: it is tiny and sequential.

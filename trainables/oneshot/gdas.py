@@ -28,7 +28,9 @@ class GDAS(Strategy):
         return self.tau_max - (self.tau_max - self.tau_min) * self.epoch / max(1, self.epochs - 1)
 
     def gumbel_sample(self) -> ArchSample:
-        noise = -torch.empty(self.alpha.shape).exponential_(generator=self.generator).log()
+        # An exponential draw of exactly 0 would give infinite noise and NaN probabilities.
+        draw = torch.empty(self.alpha.shape).exponential_(generator=self.generator)
+        noise = -draw.clamp_min(torch.finfo(draw.dtype).tiny).log()
         probs = F.softmax((F.log_softmax(self.alpha, dim=1) + noise.to(self.alpha)) / self.tau(), dim=1)
         index = probs.detach().argmax(dim=1)
         hard = F.one_hot(index, probs.shape[1]).to(probs)

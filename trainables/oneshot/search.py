@@ -5,8 +5,13 @@ strategy (``strategy.Strategy`` subclass) decides which sub-network each step tr
 architecture parameters learn and what to derive. One ``run_epoch()`` = one search epoch: for each
 train batch, one weight step (SGD, Nesterov momentum 0.9, wd 5e-4, cosine 0.025 -> 0.001 per
 iteration, gradient norm clipped at 5, batch 64: the NATS-Bench one-shot setting), then one
-architecture step on the next batch of the validation split (cycled, reshuffled when exhausted);
-after the epoch, ``derive`` names the recommended architecture.
+architecture step on the next batch of the validation split (a fresh permutation every epoch,
+restarted when it runs out; batches are full-sized, the remainder of a split is dropped for the
+epoch, so no architecture or weight step learns from a handful of images); after the epoch,
+``derive`` names the recommended architecture. Weights step before the architecture on each
+batch, as in NATS-Bench's search scripts (the original DARTS steps the architecture first).
+Gradients are zeroed, not dropped, between weight steps, so — as in NATS-Bench, written for
+PyTorch 1.x — ops a single-path strategy did not sample still decay and coast on momentum.
 
 Exact resumption (on the CPU): ``state_dict()`` holds the supernet, both optimizers, the strategy's
 own state, the data and architecture generators and torch's global RNG, and every epoch starts
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import os
 import resource
 import time
@@ -62,6 +66,7 @@ class SearchEngine:
                  knobs: Mapping[str, Any] | None = None) -> None:
         cls = strategy_class(algorithm)
         self.algorithm, self.dataset, self.seed = algorithm, dataset, int(seed)
+        self.C, self.N, self.knobs = int(C), int(N), _checked_knobs(cls, algorithm, knobs or {})
         self.recipe = search_recipe(epochs, batch_size)
         self.space = get_space("tss")
         self.device = torch.device(device)
@@ -75,12 +80,18 @@ class SearchEngine:
         self.weight_optimizer = torch.optim.SGD(
             self.net.parameters(), lr=self.recipe.lr, momentum=self.recipe.momentum,
             nesterov=self.recipe.nesterov, weight_decay=self.recipe.weight_decay)
+        for p in self.net.parameters():  # zero, never None: every op decays (module docstring), and a
+            p.grad = torch.zeros_like(p)  # restored search matches an uninterrupted one
         self.data_generator = torch.Generator(device=dataset.train.images.device)
         self.data_generator.manual_seed(_seed_of(seed, 1))
         self.arch_generator = torch.Generator().manual_seed(_seed_of(seed, 2))
-        self.strategy = cls(self.net, self.arch_generator, epochs, **_checked_knobs(cls, algorithm, knobs or {}))
+        self.strategy = cls(self.net, self.arch_generator, epochs, **self.knobs)
         self.epoch = 0
-        self.iters_per_epoch = math.ceil(len(dataset.train) / self.recipe.batch_size)
+        self.iters_per_epoch = len(dataset.train) // self.recipe.batch_size
+        for name in ("train", "valid"):
+            if len(getattr(dataset, name)) < self.recipe.batch_size:
+                raise UserError(f"the {name} split of {dataset.name!r} has {len(getattr(dataset, name))} "
+                                f"images, fewer than one search batch ({self.recipe.batch_size})")
         x, y = next(iter(iterate_batches(dataset.valid, RANK_BATCH, shuffle=False, augment=False,
                                          dataset=dataset, generator=None)))
         self.rank_batch = (self._to_device(x), y.to(self.device))
@@ -95,7 +106,7 @@ class SearchEngine:
         loss_sum, correct, seen = 0.0, 0, 0
         valid = self._valid_batches()
         batches = iterate_batches(self.dataset.train, recipe.batch_size, shuffle=True, augment=recipe.augment,
-                                  dataset=self.dataset, generator=self.data_generator)
+                                  dataset=self.dataset, generator=self.data_generator, drop_last=True)
         for i, (x, y) in enumerate(batches):
             lr = recipe.lr_at(self.epoch, i, self.iters_per_epoch)
             for group in opt.param_groups:
@@ -103,7 +114,7 @@ class SearchEngine:
             train = (self._to_device(x), y.to(self.device))
             logits = net(train[0], strategy.weight_sample())
             loss = F.cross_entropy(logits, train[1])
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=False)  # see the module docstring
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), GRAD_CLIP)
             opt.step()
@@ -124,11 +135,11 @@ class SearchEngine:
                 "arch_entropy": strategy.entropy(), "epoch_time_s": epoch_time, "derive_time_s": derive_time}
 
     def _valid_batches(self):
-        """Validation batches for the architecture steps, endlessly, reshuffled at each pass."""
+        """Validation batches for the architecture steps: a new permutation per pass, as many passes as needed."""
         while True:
             for x, y in iterate_batches(self.dataset.valid, self.recipe.batch_size, shuffle=True,
                                         augment=self.recipe.augment, dataset=self.dataset,
-                                        generator=self.data_generator):
+                                        generator=self.data_generator, drop_last=True):
                 yield self._to_device(x), y.to(self.device)
 
     # --- ranking with the shared weights ----------------------------------------------------------
@@ -153,20 +164,24 @@ class SearchEngine:
             torch.cuda.synchronize(self.device)
 
     # --- exact resumption ---------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
+        """Everything a checkpoint must agree on to continue this search."""
         return {"algorithm": self.algorithm, "seed": self.seed, "epochs": self.recipe.epochs,
-                "epoch": self.epoch, "net": self.net.state_dict(),
+                "batch_size": self.recipe.batch_size, "dataset": self.dataset.fingerprint,
+                "C": self.C, "N": self.N, "knobs": dict(sorted(self.knobs.items()))}
+
+    def state_dict(self) -> dict[str, Any]:
+        """References to the live tensors (as torch's own state_dicts): serialise it right away."""
+        return {"identity": self.identity(), "epoch": self.epoch, "net": self.net.state_dict(),
                 "weight_optimizer": self.weight_optimizer.state_dict(),
                 "strategy": self.strategy.state_dict(),
                 "data_generator": self.data_generator.get_state(),
                 "arch_generator": self.arch_generator.get_state(), "torch_rng": torch.get_rng_state()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        mine = (self.algorithm, self.seed, self.recipe.epochs)
-        theirs = (state["algorithm"], state["seed"], state["epochs"])
-        if mine != theirs:
-            raise UserError(f"checkpoint is for (algorithm, seed, epochs) {theirs}, this search is "
-                            f"{mine}; restore it into a search with the same configuration")
+        if state.get("identity") != self.identity():
+            raise UserError(f"checkpoint is for the search {state.get('identity')}, this search is "
+                            f"{self.identity()}; restore it into a search with the same configuration")
         self.net.load_state_dict(state["net"])
         self.weight_optimizer.load_state_dict(state["weight_optimizer"])
         self.strategy.load_state_dict(state["strategy"])
@@ -226,7 +241,7 @@ class _OneShotMixin:
     """One Tune trial = one one-shot search; one ``step()`` = one search epoch.
 
     Config keys: algorithm, dataset ("digits"), data_dir, seed (0), epochs, C, N, threads (1),
-    device (cuda when available), knobs (dict of strategy knobs). ``lookup`` (an ArchLookup, passed
+    device ("cpu"; "cuda" only where the trial reserved a GPU), knobs (dict of strategy knobs). ``lookup`` (an ArchLookup, passed
     with ``tune.with_parameters``) adds the derived architecture's benchmark figures to each result.
     A checkpoint per epoch holds the engine's whole state (see the module docstring).
     """
@@ -235,7 +250,7 @@ class _OneShotMixin:
         from trainables.train import cached_dataset
 
         torch.set_num_threads(max(1, int(config.get("threads", 1))))
-        device = config.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = config.get("device") or "cpu"  # the driver asks for cuda only with GPUs reserved
         dataset = cached_dataset(str(config.get("dataset", "digits")), config.get("data_dir"), device)
         self.engine = SearchEngine(config["algorithm"], dataset, epochs=int(config["epochs"]),
                                    seed=int(config.get("seed", 0)), C=int(config["C"]), N=int(config["N"]),
