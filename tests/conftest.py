@@ -35,3 +35,9 @@ def make_epoch_rows(space: str = "tss", dataset: str = "digits", hp: int = 12,
 @pytest.fixture
 def epoch_rows() -> Callable[..., pd.DataFrame]:
     return make_epoch_rows
+
+
+@pytest.fixture
+def no_home_ray_results(tmp_path, monkeypatch):
+    """A Ray Tune Trainable built outside Tune makes its log folder under ~/ray_results; keep it in tmp_path."""
+    monkeypatch.setattr("ray.tune.trainable.trainable.DEFAULT_STORAGE_PATH", str(tmp_path / "ray_results"))

@@ -217,12 +217,9 @@ def untimed(result: dict) -> dict:
     return {k: v for k, v in result.items() if not k.endswith("_time_s") and k != "peak_rss_mib"}
 
 
-def test_the_tune_trainable_checkpoints_and_restores_exactly(tmp_path, monkeypatch):
+def test_the_tune_trainable_checkpoints_and_restores_exactly(tmp_path, no_home_ray_results):
     """OneShotSearch's own save/load (what Tune calls on pause, failure and restore), without Ray."""
     from trainables.oneshot.search import oneshot_trainable
-
-    # A Trainable outside Tune makes its log folder under ~/ray_results: keep it in tmp_path.
-    monkeypatch.setattr("ray.tune.trainable.trainable.DEFAULT_STORAGE_PATH", str(tmp_path / "ray_results"))
 
     final = np.linspace(50, 99, get_space("tss").size)
     lookup = ArchLookup(final=final, search_valid=final - 1, final_hp=12, search_hp=12, dataset="digits")

@@ -86,7 +86,7 @@ def read_epochs(store):
     ({"space": "xyz"}, "unknown search space 'xyz'"),
     ({"recipe": "h7"}, "unknown recipe 'h7'"),
 ])
-def test_train_arch_bad_config_says_what_is_wrong(tmp_path, bad, message):
+def test_train_arch_bad_config_says_what_is_wrong(tmp_path, no_home_ray_results, bad, message):
     from trainables.train import TrainArch
 
     with pytest.raises(UserError) as err:
@@ -94,7 +94,7 @@ def test_train_arch_bad_config_says_what_is_wrong(tmp_path, bad, message):
     assert message in str(err.value)
 
 
-def test_train_arch_missing_arch_names_the_decisions(tmp_path):
+def test_train_arch_missing_arch_names_the_decisions(tmp_path, no_home_ray_results):
     from trainables.train import TrainArch
 
     cfg = config(tmp_path)
@@ -103,7 +103,7 @@ def test_train_arch_missing_arch_names_the_decisions(tmp_path):
         TrainArch(config=cfg)
 
 
-def test_train_arch_paused_and_restored_writes_each_epoch_once(tmp_path):
+def test_train_arch_paused_and_restored_writes_each_epoch_once(tmp_path, no_home_ray_results):
     """A trial stopped after epoch 1 (rows flushed), restored from its checkpoint on a new actor,
     finishes with exactly epochs 1..2 in the store and the same numbers as a straight run."""
     from trainables.train import TrainArch
