@@ -151,6 +151,8 @@ def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: st
 
     cached_dataset(settings.train_dataset, settings.data_dir)  # missing data fails here, not in trials
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's newer console output prints a configuration box even at verbose=0; our bar says it all.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     total = len(settings.algorithms) * len(settings.seeds) * settings.epochs
     bar = tqdm(total=total, desc="search epochs", unit="epoch", disable=not progress, dynamic_ncols=True)
 
