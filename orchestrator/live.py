@@ -344,7 +344,7 @@ def run_live(settings: LiveSettings, exp_dir: Path, *, resume: bool = False,
     # A checkpoint per epoch with num_to_keep=1 makes Tune snapshot the experiment after every
     # epoch, on purpose (a crash loses at most one epoch); its warning about that is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    with start_ray(address=address):
+    with start_ray(address=address, worker_logs=verbose > 0):
         started = time.perf_counter()  # the search itself; Ray's start-up is the machine's matter
         if resume:
             tuner = restore_tuner(settings, exp_dir)

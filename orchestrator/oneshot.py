@@ -164,7 +164,7 @@ def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: st
 
     resources = {"cpu": 1, **({"gpu": settings.gpus_per_trial} if settings.gpus_per_trial else {})}
     trainable = tune.with_resources(tune.with_parameters(oneshot_trainable(), lookup=lookup), resources)
-    with start_ray(address=address, num_cpus=parallel):
+    with start_ray(address=address, num_cpus=parallel, worker_logs=progress):
         exp_dir.parent.mkdir(parents=True, exist_ok=True)
         tuner = tune.Tuner(
             trainable, param_space=settings.trial_config(),

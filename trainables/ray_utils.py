@@ -18,11 +18,14 @@ from spaces.errors import UserError
 
 
 @contextlib.contextmanager
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+def start_ray(address: str | None = None, num_cpus: int | None = None, *,
+              worker_logs: bool = True) -> Iterator[None]:
     """Context manager: Ray is initialised inside, and shut down on exit if we started it.
 
     ``address`` (e.g. ``ray://head:10001`` or ``auto``) joins an existing cluster; ``None`` starts a
-    local Ray with ``num_cpus`` CPUs (all of them when None).
+    local Ray with ``num_cpus`` CPUs (all of them when None). ``worker_logs=False`` keeps the
+    workers' output (e.g. Tune's per-checkpoint lines) out of this console, for quiet runs; it
+    stays in Ray's log files, and failures still reach the caller as exceptions.
     """
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -30,14 +33,14 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> Iterat
     if ray.is_initialized():
         yield
         return
-    kwargs = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
+    kwargs = {"include_dashboard": False, "log_to_driver": worker_logs, "configure_logging": False}
     if address is None:
         kwargs["num_cpus"] = num_cpus
     else:
         if num_cpus is not None:
             raise UserError("num_cpus applies to a local Ray only; a cluster at an address "
                             "brings its own CPUs (drop one of the two)")
-        kwargs = {"address": address, "log_to_driver": True}
+        kwargs = {"address": address, "log_to_driver": worker_logs}
     try:
         ray.init(**kwargs)
     except ConnectionError as exc:
