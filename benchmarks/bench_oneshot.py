@@ -92,12 +92,10 @@ def main() -> None:
     summary = summarize(rows)
     print(f"\n{'algorithm':<9} {'final test acc':>16} {'rank median':>12} {'rank range':>14} "
           f"{'search s':>9} {'s/epoch':>8} {'peak RSS':>9} {'entropy':>8}")
-    last = rows.groupby(["searcher", "run_seed"], sort=False).tail(1)
     for r in summary.itertuples():
-        ranks = last.loc[last["searcher"] == r.searcher, "best_rank"]
         print(f"{r.searcher:<9} {r.test_acc_mean:>7.2f} +- {r.test_acc_std:<5.2f} {r.rank_median:>12.0f} "
-              f"{ranks.min():>6.0f}-{ranks.max():<7.0f} {r.search_time_s_mean:>9.1f} {r.epoch_time_s_median:>8.2f} "
-              f"{r.peak_rss_mib_max:>5.0f} MiB {last.loc[last['searcher'] == r.searcher, 'arch_entropy'].mean():>8.3f}")
+              f"{r.rank_min:>6.0f}-{r.rank_max:<7.0f} {r.search_time_s_mean:>9.1f} {r.epoch_time_s_median:>8.2f} "
+              f"{r.peak_rss_mib_max:>5.0f} MiB {r.entropy_mean:>8.3f}")
     print()
     for r in summary.itertuples():
         print(f"{r.searcher}_final_test_acc: {r.test_acc_mean:.2f} %")

@@ -217,7 +217,8 @@ def runs_rows(results, settings: OneShotSettings, lookup):
 
 
 def summarize(rows):
-    """Per algorithm, at the last epoch: test accuracy mean/std, rank, search time, epoch time, memory."""
+    """Per algorithm, at the last epoch: test accuracy mean/std, rank, op entropy, search time, epoch
+    time, memory."""
     import pandas as pd
 
     last = rows.groupby(["searcher", "run_seed"], sort=False).tail(1)
@@ -226,7 +227,9 @@ def summarize(rows):
         every = rows[rows["searcher"] == name]
         out.append({"searcher": name, "runs": len(g), "test_acc_mean": g["best_test_acc"].mean(),
                     "test_acc_std": g["best_test_acc"].std(ddof=1) if len(g) > 1 else 0.0,
-                    "rank_median": g["best_rank"].median(), "search_time_s_mean": g["wall_time_s"].mean(),
+                    "rank_median": g["best_rank"].median(), "rank_min": g["best_rank"].min(),
+                    "rank_max": g["best_rank"].max(), "entropy_mean": g["arch_entropy"].mean(),
+                    "search_time_s_mean": g["wall_time_s"].mean(),
                     "epoch_time_s_median": every["epoch_time_s"].median(),
                     "peak_rss_mib_max": every["peak_rss_mib"].max()})
     return pd.DataFrame(out)
