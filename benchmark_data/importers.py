@@ -234,9 +234,46 @@ def _set_series(rc: Mapping, kind: str, name: str | None, n: int) -> np.ndarray:
     return _series(rc.get(kind), n, _set_keys(name, n))
 
 
-def _trial_columns(rc: Mapping, report: ImportReport) -> dict[str, np.ndarray]:
+def value_problem(metric: str, value: float) -> str | None:
+    """Why ``value`` cannot be a true ``metric`` value, or None if it can. NaN is a gap: fine.
+
+    Accuracies are percentages; times and losses cannot be negative (cross-entropy is >= 0). An
+    infinite loss can be true (a diverged network), an infinite accuracy or time cannot.
+    """
+    if value != value:
+        return None
+    if metric.endswith("_acc") and not 0.0 <= value <= 100.0:
+        return f"{metric} {value!r} is outside 0..100 (accuracies are percent)"
+    if metric.endswith("_time_s") and not (0.0 <= value < math.inf):
+        return f"{metric} {value!r} is not a finite number of seconds >= 0"
+    if metric.endswith("_loss") and not value >= 0.0:
+        return f"{metric} {value!r} is negative (a cross-entropy is >= 0)"
+    return None
+
+
+def _check_values(cols: Mapping[str, np.ndarray], where: str) -> None:
+    """UserError naming the first impossible value of a trial (vectorized: this runs per trial)."""
+    for metric, values in cols.items():
+        with np.errstate(invalid="ignore"):
+            if metric.endswith("_acc"):
+                bad = (values < 0) | (values > 100) | np.isinf(values)
+            elif metric.endswith("_time_s"):
+                bad = (values < 0) | np.isinf(values)
+            else:
+                bad = values < 0
+        if bad.any():
+            e = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{where}: epoch {e + 1} (iepoch {e}): "
+                            f"{value_problem(metric, float(values[e]))}; the archive is corrupt, "
+                            "re-download it")
+
+
+def _trial_columns(rc: Mapping, report: ImportReport, where: str = "") -> dict[str, np.ndarray]:
     """Per-epoch columns of one trial (a ResultsCount state dict), mapped as the module says."""
     n = int(rc["epochs"])
+    if n < 1:
+        raise UserError(f"{where}: the trial records {n} epochs; a trial has at least one "
+                        "(the archive is corrupt, re-download it)")
     names = set(rc.get("eval_names") or ())
     valid = "x-valid" if "x-valid" in names else None
     test = "x-test" if "x-test" in names else ("ori-test" if "ori-test" in names else None)
@@ -258,6 +295,7 @@ def _trial_columns(rc: Mapping, report: ImportReport) -> dict[str, np.ndarray]:
             report.ori_test_max_dev = max(report.ori_test_max_dev, float(dev.max()))
             report.ori_test_checked += int(both.sum())
         report.ori_test_dropped += int((~np.isnan(union) & ~both).sum())
+    _check_values(cols, where)
     return cols
 
 
@@ -285,7 +323,10 @@ def _float_array(values: np.ndarray) -> pa.Array:
 
 
 class _EpochBuffer:
-    """Rows of one (dataset, hp) partition, written as one fragment when large enough."""
+    """Rows of one (dataset, hp) partition, written as one fragment when large enough.
+
+    ``root`` is the import's staging store (``writer.staged``), never the destination itself.
+    """
 
     def __init__(self, root: Path, space: str, dataset: str, hp: int, metadata: dict[str, str]):
         self.root, self.space, self.dataset, self.hp, self.metadata = root, space, dataset, hp, metadata
@@ -332,8 +373,12 @@ def _existing_archs(root: Path, space: str, dataset: str) -> dict[int, dict[str,
 
 
 def _write_archs(root: Path, space: str, dataset: str, project: np.ndarray, official: np.ndarray,
-                 costs: Mapping[int, tuple[float, float, float]], extra: dict[str, str]) -> int:
-    """Archs rows of one dataset; values this import lacks are kept from rows already there."""
+                 costs: Mapping[int, tuple[float, float, float]], extra: dict[str, str],
+                 out: Path | None = None) -> int:
+    """Archs rows of one dataset; values this import lacks are kept from rows already there.
+
+    Reads the existing rows from ``root`` and writes to ``out`` (a staging store; default root).
+    """
     sp = get_space(space)
     iso = sp.iso_class_ids()
     old = _existing_archs(root, space, dataset)
@@ -351,7 +396,8 @@ def _write_archs(root: Path, space: str, dataset: str, project: np.ndarray, offi
         "iso_class": iso[project].astype(np.int32), "nats_index": official.astype(np.int32),
         **{c: _float_array(cost[:, j]) for j, c in enumerate(S.ARCH_COSTS)},
     })
-    writer.write_fragment(root, "archs", tbl, metadata=_provenance(space, dataset, None, extra))
+    writer.write_fragment(out or root, "archs", tbl,
+                          metadata=_provenance(space, dataset, None, extra))
     return n
 
 
@@ -392,27 +438,32 @@ def import_nats_archive(src_dir: str | Path, dest_root: str | Path, *, progress:
 
     results = tqdm(_run_jobs(jobs(), workers), total=count, desc=f"import {src.name}",
                    unit="arch", disable=not progress)
-    for official, trials, arch_costs, counts in results:
-        arch_index = int(project[official])
-        for dataset, hp, seed, cols in trials:
-            buf = buffers.get((dataset, hp))
-            if buf is None:
-                buf = buffers[(dataset, hp)] = _EpochBuffer(
-                    root, space, dataset, hp, _provenance(space, dataset, hp, extra))
-            buf.add(arch_index, seed, cols)
-            if buf.rows >= flush_rows:
-                report.epoch_rows += buf.flush()
-        for dataset, value in arch_costs.items():
-            costs.setdefault(dataset, {})[arch_index] = value
-        report.ori_test_checked += counts.ori_test_checked
-        report.ori_test_dropped += counts.ori_test_dropped
-        report.ori_test_max_dev = max(report.ori_test_max_dev, counts.ori_test_max_dev)
-        report.archs += 1
-    for buf in buffers.values():
-        report.epoch_rows += buf.flush()
-    for dataset in sorted(costs):
-        report.arch_rows += _write_archs(root, space, dataset, project,
-                                         np.arange(len(meta_archs)), costs[dataset], extra)
+    # Records are validated as they are converted, and partitions are flushed as they fill (to
+    # bound memory), so the fragments go to a staging store first: a bad record anywhere in the
+    # archive leaves the destination exactly as it was.
+    with writer.staged(root) as stage:
+        for official, trials, arch_costs, counts in results:
+            arch_index = int(project[official])
+            for dataset, hp, seed, cols in trials:
+                buf = buffers.get((dataset, hp))
+                if buf is None:
+                    buf = buffers[(dataset, hp)] = _EpochBuffer(
+                        stage, space, dataset, hp, _provenance(space, dataset, hp, extra))
+                buf.add(arch_index, seed, cols)
+                if buf.rows >= flush_rows:
+                    report.epoch_rows += buf.flush()
+            for dataset, value in arch_costs.items():
+                costs.setdefault(dataset, {})[arch_index] = value
+            report.ori_test_checked += counts.ori_test_checked
+            report.ori_test_dropped += counts.ori_test_dropped
+            report.ori_test_max_dev = max(report.ori_test_max_dev, counts.ori_test_max_dev)
+            report.archs += 1
+        for buf in buffers.values():
+            report.epoch_rows += buf.flush()
+        for dataset in sorted(costs):
+            report.arch_rows += _write_archs(root, space, dataset, project,
+                                             np.arange(len(meta_archs)), costs[dataset], extra,
+                                             out=stage)
     report.datasets = sorted(costs)
     report.hps = sorted({hp for _, hp in buffers})
     report.seconds = time.perf_counter() - start
@@ -445,7 +496,7 @@ def _convert_job(job: tuple[int, Path, Any, str]) -> tuple[int, list, dict, Impo
     try:
         if hp2arch is None:
             hp2arch = load_pickle(path)
-        trials, costs = _convert_record(hp2arch, arch_str, counts)
+        trials, costs = _convert_record(hp2arch, arch_str, counts, official)
     except UserError as exc:
         raise UserError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -454,7 +505,7 @@ def _convert_job(job: tuple[int, Path, Any, str]) -> tuple[int, list, dict, Impo
     return official, trials, costs, counts
 
 
-def _convert_record(hp2arch: Any, arch_str: str, counts: ImportReport
+def _convert_record(hp2arch: Any, arch_str: str, counts: ImportReport, official: int = -1
                     ) -> tuple[list[tuple[str, int, int, dict[str, np.ndarray]]],
                                dict[str, tuple[float, float, float]]]:
     """(dataset, hp, seed, columns) of every trial of one architecture, and its costs."""
@@ -464,12 +515,16 @@ def _convert_record(hp2arch: Any, arch_str: str, counts: ImportReport
     trials = []
     for hp_key in hps:
         arch = hp2arch[hp_key]
+        if int(hp_key) < 1:  # hp is the recipe length in epochs
+            raise UserError(f"official index {official}: hp {hp_key!r} is not a positive number "
+                            "of epochs; the archive is corrupt")
         if arch.get("arch_str") != arch_str:
             raise UserError(f"hp {hp_key} holds arch {arch.get('arch_str')!r} but meta lists "
                             f"{arch_str!r} at this index; the archive is corrupt")
         for (dataset, seed), rc in sorted(arch["all_results"].items()):
-            S.check_partition_value("dataset", dataset)
-            trials.append((dataset, int(hp_key), int(seed), _trial_columns(rc, counts)))
+            where = f"official index {official}, dataset {dataset!r}, hp {hp_key}, seed {seed}"
+            S.check_dataset(dataset, where)
+            trials.append((dataset, int(hp_key), int(seed), _trial_columns(rc, counts, where)))
     longest = hp2arch[hps[-1]]  # costs from the final recipe, like the published tables
     return trials, {d: _trial_costs(longest, d) for d in longest["dataset_seed"]}
 
@@ -490,7 +545,7 @@ def import_nats_table(csv_path: str | Path, dest_root: str | Path, *, space: str
         raise UserError(f"unknown metric {metric!r}; choose one of {', '.join(S.EPOCH_METRICS)}")
     if not isinstance(hp, int) or not 0 < hp < 2 ** 15:
         raise UserError(f"hp must be a positive number of epochs (e.g. 200), got {hp!r}")
-    S.check_partition_value("dataset", dataset)
+    S.check_dataset(dataset)
     sp = get_space(space)
     if not path.is_file():
         raise UserError(f"{path} does not exist; give a CSV with columns index,arch,<value>")
@@ -515,6 +570,11 @@ def import_nats_table(csv_path: str | Path, dest_root: str | Path, *, space: str
                                 f"got {row[0]!r} and {row[2]!r}") from None
             if idx < 0:
                 raise UserError(f"{path}:{line}: index {idx} is negative")
+            problem = value_problem(metric, value) if value == value else \
+                f"{metric} is NaN (leave the architecture out instead)"
+            if problem:
+                raise UserError(f"{path}:{line}: {problem}; fix the table or pick the right "
+                                "--metric")
             try:
                 a = sp.parse(row[1])
             except UserError as exc:
@@ -568,7 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("dest", help="store folder to write into (created if absent)")
     p.add_argument("--space", default="tss", choices=("tss", "sss"),
                    help="table only: search space of the arch strings (default tss)")
-    p.add_argument("--dataset", default="cifar10", help="table only: dataset (default cifar10)")
+    p.add_argument("--dataset", default="cifar10", help="table only: dataset (default cifar10; known: "
+                   f"{', '.join(S.DATASETS)})")
     p.add_argument("--hp", type=int, default=200, help="table only: recipe epochs (default 200)")
     p.add_argument("--metric", default="test_acc",
                    help=f"table only: column of the value ({', '.join(S.EPOCH_METRICS)})")

@@ -32,6 +32,18 @@ SCHEMA_VERSION = "1.1"  # 1.1: one-shot columns in runs (absent in 1.0 files: re
 
 TABLES: tuple[str, ...] = ("archs", "epochs", "runs")
 
+# Every dataset a store may hold, and its class count (the width of the classifier head, e.g.
+# what the NATS facade's get_net_config reports). NATS-Bench's four names first, as NATS-Bench
+# spells them (api_utils.py, ``statistics``: cifar10-valid, cifar10, cifar100, ImageNet16-120),
+# then ours. This is the one list: trainables and the importers take it from here, since
+# benchmark_data may not import trainables.
+NUM_CLASSES: dict[str, int] = {
+    "cifar10-valid": 10, "cifar10": 10, "cifar100": 100, "ImageNet16-120": 120,
+    "digits": 10, "fashion-mnist": 10,
+}
+DATASETS: tuple[str, ...] = tuple(NUM_CLASSES)
+NATS_DATASETS: tuple[str, ...] = DATASETS[:4]
+
 # Row status values for the `epochs` table (see docs/SCHEMA.md for their meaning).
 STATUSES: tuple[str, ...] = ("ok", "diverged", "iso_copy", "no_path", "imported")
 
@@ -188,6 +200,19 @@ def check_table(table: str) -> pa.Schema:
     if table not in SCHEMAS:
         raise UserError(f"unknown table {table!r}; the store has tables {', '.join(TABLES)}")
     return SCHEMAS[table]
+
+
+def check_dataset(name: Any, where: str = "") -> str:
+    """``name`` if it is a known dataset; a UserError listing the known ones otherwise.
+
+    A typo (``cifar11``) would otherwise become a partition of its own that no search ever finds.
+    ``where`` prefixes the message (a file and line, an archive record).
+    """
+    if name not in DATASETS:
+        prefix = f"{where}: " if where else ""
+        raise UserError(f"{prefix}unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}"
+                        " (check the spelling; NATS-Bench writes ImageNet16-120 with capitals)")
+    return name
 
 
 def check_partition_value(column: str, value: Any) -> str:

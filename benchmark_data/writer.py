@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import time
 import uuid
 import warnings
@@ -203,6 +204,46 @@ def write_fragment(root: str | Path, table: str, rows: pd.DataFrame | pa.Table, 
         data = part.select(stored).replace_schema_metadata(file_meta)
         written.append(_write_atomic(data, folder))
     return written
+
+
+@contextlib.contextmanager
+def staged(root: str | Path) -> Iterator[Path]:
+    """A hidden scratch store inside ``root``; its fragments join ``root`` only if the block ends
+    without an exception.
+
+    For writers that can only validate their input while writing it in pieces (an archive import
+    flushes partitions as it goes, to bound memory): on an error nothing reaches the store. The
+    scratch folder starts with '.', so readers, compaction and outside tools never see it. A
+    ``root`` this call had to create is removed again on an error.
+    """
+    root = Path(root)
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    stage = root / f".staging-{uuid.uuid4().hex}"
+    try:
+        yield stage
+        _publish(stage, root)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                root.rmdir()  # only if still empty
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _publish(stage: Path, root: Path) -> None:
+    """Move every fragment of ``stage`` into ``root`` in write order, renamed with the current
+    clock so that it sorts after fragments others wrote meanwhile (it becomes visible now)."""
+    last = 0
+    for table in S.TABLES:
+        for _, folder in S.iter_partitions(stage, table):
+            dest = root / folder.relative_to(stage)
+            dest.mkdir(parents=True, exist_ok=True)
+            for path in S.list_fragments(folder):
+                last = max(time.time_ns(), last + 1)  # strictly increasing: keeps the order
+                os.replace(path, dest / _fragment_name(last))
+            _fsync_dir(dest)
 
 
 def dedupe_keep_last(tbl: pa.Table, keys: list[str] | tuple[str, ...]) -> pa.Table:

@@ -278,3 +278,106 @@ def test_parallel_workers_write_the_same_rows(archive, imported, tmp_path):
                                   read_table(root, "epochs").sort_values(key).reset_index(drop=True))
     with pytest.raises(UserError, match="workers must be a positive integer, got 0"):
         import_nats_archive(archive, tmp_path / "q", workers=0)
+
+
+# --- values that cannot be true are refused, and nothing is written --------------------------
+def store_files(root: Path) -> list[Path]:
+    """Every file under a store, hidden ones included (a leftover staging folder would show)."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file()) if Path(root).exists() else []
+
+
+@pytest.mark.parametrize("metric, value, message", [
+    ("test_acc", "130.5", r"t\.csv:3: test_acc 130\.5 is outside 0\.\.100"),
+    ("valid_acc", "-0.5", r"t\.csv:3: valid_acc -0\.5 is outside 0\.\.100"),
+    ("test_acc", "nan", r"t\.csv:3: test_acc is NaN"),
+    ("epoch_time_s", "-2", r"t\.csv:3: epoch_time_s -2\.0 is not a finite number of seconds"),
+    ("eval_time_s", "inf", r"t\.csv:3: eval_time_s inf is not a finite number of seconds"),
+    ("test_loss", "-1", r"t\.csv:3: test_loss -1\.0 is negative"),
+])
+def test_table_values_that_cannot_be_true_are_named_by_line(tmp_path, metric, value, message):
+    body = f"index,arch,v\n0,{GOOD},1.5\n1,{OTHER},{value}\n"
+    (tmp_path / "t.csv").write_text(body)
+    with pytest.raises(UserError, match=message):
+        import_nats_table(tmp_path / "t.csv", tmp_path / "store", metric=metric)
+    assert store_files(tmp_path / "store") == []
+    # the same line with a possible value imports (the check is not refusing everything)
+    (tmp_path / "t.csv").write_text(body.replace(f",{value}\n", ",2.5\n"))
+    assert import_nats_table(tmp_path / "t.csv", tmp_path / "store", metric=metric).epoch_rows == 2
+
+
+def test_an_unknown_dataset_is_refused_through_the_cli(tmp_path):
+    import subprocess
+    import sys
+    csv_path = write_table(tmp_path / "t.csv", num_archs=2)
+    proc = subprocess.run([sys.executable, "-m", "benchmark_data", "import", str(csv_path),
+                           str(tmp_path / "store"), "--dataset", "cifar11"],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: unknown dataset 'cifar11'; known datasets: "
+                                  "cifar10-valid, cifar10, cifar100, ImageNet16-120, digits, "
+                                  "fashion-mnist"), proc.stderr
+    assert "Traceback" not in proc.stderr and store_files(tmp_path / "store") == []
+
+
+def _corrupt(src: Path, index: int, change) -> None:
+    """Rewrite one record of an official-format archive with ``change(record)`` applied."""
+    from nats_bench import pickle_save
+    path = src / f"{index:06d}.pickle.pbz2"
+    record = pickle_load(str(path))
+    change(record)
+    path.unlink()
+    pickle_save(record, str(path)[: -len(".pbz2")])
+
+
+def _set_trial(field, value, at=3):
+    def change(record):
+        rc = record["12"]["all_results"][("cifar10", 777)]
+        if at is None:
+            rc[field] = value
+        else:
+            rc[field][at] = value
+    return change
+
+
+def _rename_dataset(record):
+    arch = record["12"]
+    arch["all_results"][("cifar11", 777)] = arch["all_results"].pop(("cifar10", 777))
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set_trial("train_acc1es", 130.0),
+     r"000003\.pickle\.pbz2: official index 3, dataset 'cifar10', hp 12, seed 777: "
+     r"epoch 4 \(iepoch 3\): train_acc 130\.0 is outside 0\.\.100"),
+    (_set_trial("train_times", -5.0),
+     r"000003\.pickle\.pbz2: official index 3, .*seed 777: epoch 4 .*epoch_time_s -5\.0 is not a "
+     r"finite number of seconds"),
+    (_set_trial("train_losses", float("-inf")),
+     r"official index 3, .*train_loss -inf is negative"),
+    (_set_trial("epochs", 0, at=None),
+     r"official index 3, dataset 'cifar10', hp 12, seed 777: the trial records 0 epochs"),
+    (_rename_dataset, r"official index 3, dataset 'cifar11', hp 12, seed 777: unknown dataset "
+                      r"'cifar11'; known datasets: cifar10-valid"),
+])
+def test_archive_values_that_cannot_be_true_are_named_and_nothing_is_written(tmp_path, change,
+                                                                           message):
+    src = write_archive(tmp_path / "src", num_archs=5, datasets=("cifar10",), hps=("12",))
+    _corrupt(src, 3, change)
+    store = tmp_path / "store"
+    (store / "epochs").mkdir(parents=True)  # an existing store stays as it was
+    # flush_rows=1: records 0..2 are flushed before record 3 fails; still nothing may appear
+    with pytest.raises(UserError, match=message):
+        import_nats_archive(src, store, progress=False, flush_rows=1)
+    assert store_files(store) == [] and [p.name for p in store.iterdir()] == ["epochs"]
+    with pytest.raises(UserError, match=message):
+        import_nats_archive(src, tmp_path / "new", progress=False, workers=2)
+    assert not (tmp_path / "new").exists()  # a destination the import created is removed again
+
+
+def test_a_staged_import_publishes_in_order_after_concurrent_writes(tmp_path):
+    src = write_archive(tmp_path / "src", num_archs=3, datasets=("cifar10",), hps=("12",))
+    report = import_nats_archive(src, tmp_path / "store", progress=False, flush_rows=1)
+    assert report.epoch_rows == len(read_table(tmp_path / "store", "epochs"))
+    assert not [p for p in (tmp_path / "store").iterdir() if p.name.startswith(".")]
+    folder = S.partition_path(tmp_path / "store", "epochs",
+                              {"space": "tss", "dataset": "cifar10", "hp": 12})
+    assert len(S.list_fragments(folder)) >= 3  # one per flush, each renamed into place
