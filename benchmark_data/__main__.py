@@ -75,7 +75,12 @@ def _info(path: str | None) -> None:
                 print()
                 continue
             space, dataset, hp = values["space"], values["dataset"], values["hp"]
-            print(f", {bench.archs(space, dataset, hp).size}/{get_space(space).size} archs, "
+            try:
+                archs = bench.archs(space, dataset, hp)
+            except UserError:  # no readable rows: said below, with the bad files
+                print(" - not usable: no readable rows (its files are among the bad files)")
+                continue
+            print(f", {archs.size}/{get_space(space).size} archs, "
                   f"seeds {bench.seeds(space, dataset, hp)}, "
                   f"epochs 1..{bench.num_epochs(space, dataset, hp)}")
             meta = bench.metadata(space, dataset, hp)
@@ -85,6 +90,7 @@ def _info(path: str | None) -> None:
     print(f"bad files: {len(bench.bad_files)}")
     for f in bench.bad_files:
         print(f"  {f}")
+        print(f"    why: {bench.bad_reasons[f]}")
 
 
 def _query(args: argparse.Namespace) -> None:

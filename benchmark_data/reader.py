@@ -12,6 +12,14 @@ two columns read at different times still line up. Files added after the first r
 partition are not seen by this object (open the store again). If a concurrent compaction removes
 a file of the snapshot, the partition is simply re-listed; rows that compaction merged are
 identical, and duplicates are resolved as in ``compact`` (the last written row wins).
+
+Damaged files (truncated, not Parquet, or Parquet of another schema) never reach a caller as
+data. Each is skipped with a warning naming it (``strict=True``: a UserError) and listed in
+``bad_files`` with its reason in ``bad_reasons``. A partition none of whose files has a readable
+footer with rows is left out of ``spaces()`` / ``datasets()`` / ``hps()`` (listing reads the
+footers once per partition, never the data), so a search that does not need it runs on; asking
+for it anyway (``curve``, ``metrics``, ``seeds``, ``num_epochs``, ``archs``, ``cost``, ...) is a
+UserError naming its damaged files. No query ever returns a zero-size array.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import pyarrow as pa
 from spaces.errors import UserError
 
 from . import schema as S
-from .writer import dedupe_keep_last, read_fragment
+from .writer import check_footer, dedupe_keep_last, read_fragment
 
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "embedded"
 # The dataset whose validation split NATS-Bench uses as search feedback for a given dataset.
@@ -101,6 +109,8 @@ class _Partition:
                  size: int):
         self.bench, self.table, self.values, self.folder, self.size = bench, table, values, folder, size
         self.files: list[Path] | None = None
+        self.rows = 0  # rows read into the layout (duplicates included)
+        self._footer_rows: int | None = None
         self.cache: dict[Any, Any] = {}
 
     @property
@@ -127,8 +137,29 @@ class _Partition:
     def _value_columns(self) -> tuple[str, ...]:
         return S.EPOCH_METRICS if self.table == "epochs" else S.ARCH_COSTS
 
+    def readable(self) -> bool:
+        """Whether the partition has rows in a file that is not damaged, by the file footers
+        (cached; once the layout is built, by the rows actually read)."""
+        if self.files is not None:
+            return self.rows > 0
+        if self._footer_rows is None:
+            self._footer_rows = self.bench._count_rows(self.table, self.folder)[1]
+        return self._footer_rows > 0
+
+    def empty_error(self) -> UserError:
+        """The error for using a partition that has no readable rows, naming its bad files."""
+        bad = [p for p in self.bench.bad_files if p.parent == self.folder]
+        if not bad:
+            return UserError(f"{self.table} partition {self.label} ({self.folder}) holds no rows; "
+                             "re-run the step that writes it, or remove the empty folder")
+        reasons = "; ".join(self.bench.bad_reasons[p] for p in bad)
+        return UserError(f"{self.table} partition {self.label} has no readable rows: its file(s) "
+                         f"{', '.join(map(str, bad))} are damaged ({reasons})")
+
     def _ensure_layout(self) -> None:
         if self.files is not None:
+            if not self.rows:
+                raise self.empty_error()
             return
         keys = self._key_columns()
         for _ in range(_MAX_RELISTS):
@@ -147,6 +178,8 @@ class _Partition:
                               stacklevel=4)
             self.files = files
             self._build_layout(tables)
+            if not self.rows:  # every file bad or empty: never hand out zero-size arrays
+                raise self.empty_error()
             if eager:
                 for name in self._value_columns():
                     self._store(name, tables)
@@ -168,6 +201,7 @@ class _Partition:
     def _build_layout(self, tables: list[pa.Table]) -> None:
         cols = {c: _numpy(tables, c) for c in self._key_columns()}
         arch = cols["arch_index"]
+        self.rows = int(arch.size)
         seeds_hint = 1 if self.table != "epochs" or not arch.size else \
             int(cols["seed"].max()) - int(cols["seed"].min()) + 1
         bound = self.size * seeds_hint * (int(cols["epoch"].max()) if "epoch" in cols and arch.size else 1)
@@ -261,6 +295,7 @@ class Benchmark:
         self.root = root
         self.strict = strict
         self.bad_files: list[Path] = []
+        self.bad_reasons: dict[Path, str] = {}  # bad file -> why it was skipped
         self._bad_set: set[Path] = set()
         self._epochs: dict[tuple[str, str, int], _Partition] = {}
         self._archs: dict[tuple[str, str], _Partition] = {}
@@ -309,23 +344,53 @@ class Benchmark:
     def _bad_file(self, path: Path, exc: UserError) -> None:
         if self.strict:
             raise exc
-        warnings.warn(f"skipping {path}: {exc}", stacklevel=4)
         if path not in self._bad_set:
+            warnings.warn(f"skipping {path}: {exc}", stacklevel=4)
             self._bad_set.add(path)
             self.bad_files.append(path)
+            self.bad_reasons[path] = str(exc)
+
+    def _count_rows(self, table: str, folder: Path) -> tuple[int, int]:
+        """(good files, rows) of one partition folder from the file footers; damaged files are
+        recorded as bad (see ``check_footer``)."""
+        for _ in range(_MAX_RELISTS):
+            files, rows, stale = 0, 0, False
+            for path in S.list_fragments(folder):
+                if path in self._bad_set:
+                    continue
+                try:
+                    rows += check_footer(path, table)
+                    files += 1
+                except FileNotFoundError:  # compacted away: list again to see the merged file
+                    stale = True
+                    break
+                except UserError as exc:
+                    self._bad_file(path, exc)
+            if not stale:
+                return files, rows
+        raise UserError(f"the files of {folder} kept changing while being read; retry")
+
+    def _readable(self, table: str) -> list[tuple]:
+        """Keys of the partitions of ``table`` ("epochs" or "archs") that have readable rows."""
+        parts = self._epochs if table == "epochs" else self._archs
+        return [k for k, p in parts.items() if p.readable()]
 
     # --- what is there ------------------------------------------------------------------------
+    # Listing leaves out partitions without readable rows (see the module docstring): the first
+    # call reads the footers of the files involved, once.
     def spaces(self) -> list[str]:
-        return sorted({k[0] for k in self._epochs} | {k[0] for k in self._archs})
+        return sorted({k[0] for k in self._readable("epochs")}
+                      | {k[0] for k in self._readable("archs")})
 
     def datasets(self, space: str) -> list[str]:
         self._check_space(space)
-        return sorted({k[1] for k in self._epochs if k[0] == space}
-                      | {k[1] for k in self._archs if k[0] == space})
+        return sorted({k[1] for k in self._epochs if k[0] == space and self._epochs[k].readable()}
+                      | {k[1] for k in self._archs if k[0] == space and self._archs[k].readable()})
 
     def hps(self, space: str, dataset: str) -> list[int]:
         self._check_dataset(space, dataset)
-        return sorted(k[2] for k in self._epochs if k[:2] == (space, dataset))
+        return sorted(k[2] for k, p in self._epochs.items()
+                      if k[:2] == (space, dataset) and p.readable())
 
     def seeds(self, space: str, dataset: str, hp: int) -> list[int]:
         part = self._part(space, dataset, hp)
@@ -352,8 +417,12 @@ class Benchmark:
             if path in self._bad_set:
                 continue
             try:
+                check_footer(path, "epochs")  # a foreign file's metadata says nothing of ours
                 meta = pq.read_schema(path).metadata or {}
             except FileNotFoundError:
+                continue
+            except UserError as exc:
+                self._bad_file(path, exc)
                 continue
             except (OSError, pa.ArrowException) as exc:
                 self._bad_file(path, UserError(f"corrupt or truncated Parquet file {path}: {exc}"))
@@ -363,20 +432,10 @@ class Benchmark:
 
     def row_counts(self, table: str) -> list[tuple[dict[str, Any], int, int]]:
         """(partition values, files, rows) per partition, from the file footers only."""
-        import pyarrow.parquet as pq
         out = []
         for values, folder in self.partitions(table):
-            files = [p for p in S.list_fragments(folder) if p not in self._bad_set]
-            rows = 0
-            for path in files:
-                try:
-                    rows += pq.read_metadata(path).num_rows
-                except FileNotFoundError:  # compacted away meanwhile: its rows are elsewhere
-                    continue
-                except (OSError, pa.ArrowException) as exc:
-                    self._bad_file(path, UserError(f"corrupt or truncated Parquet file {path}: "
-                                                   f"{exc}"))
-            out.append((values, len(files), rows))
+            files, rows = self._count_rows(table, folder)  # good files only
+            out.append((values, files, rows))
         return out
 
     def experiments(self) -> list[str]:
@@ -396,6 +455,11 @@ class Benchmark:
     def _check_dataset(self, space: str, dataset: str) -> None:
         datasets = self.datasets(space)
         if dataset not in datasets:
+            damaged = [p for k, p in [*self._epochs.items(), *self._archs.items()]
+                       if k[:2] == (space, dataset)]
+            if damaged:  # it is there, but unusable: say why rather than "not in the store"
+                raise UserError(f"dataset {dataset!r} of space {space!r} cannot be used: "
+                                f"{damaged[0].empty_error()}")
             raise UserError(f"dataset {dataset!r} is not in the store for space {space!r}; "
                             f"it has: {', '.join(datasets)}")
 

@@ -258,6 +258,37 @@ def dedupe_keep_last(tbl: pa.Table, keys: list[str] | tuple[str, ...]) -> pa.Tab
     return tbl.take(pa.array(keep))
 
 
+def check_footer(path: Path, table: str) -> int:
+    """Row count of a fragment from its footer alone, after checking that it is a file of
+    ``table``: readable footer, the same major schema_version, every required column present.
+
+    Cheap (one small read at the end of the file), so a reader can tell a truncated or foreign
+    file from a good one without reading its data. UserError names the file; FileNotFoundError
+    passes through (a concurrent compaction removed it).
+    """
+    try:
+        pf = pq.ParquetFile(path)
+        try:
+            rows, schema = pf.metadata.num_rows, pf.schema_arrow
+        finally:
+            pf.close()
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"corrupt or truncated Parquet file {path}: {exc}; delete it (or restore "
+                        "it) and re-run the step that wrote it") from exc
+    version = (schema.metadata or {}).get(b"schema_version", b"").decode()
+    if version and version.split(".")[0] != S.SCHEMA_VERSION.split(".")[0]:
+        raise UserError(f"file {path} has schema_version {version}, this code reads "
+                        f"{S.SCHEMA_VERSION}; upgrade the code (or re-import the data)")
+    missing = [f.name for f in S.data_schema(table) if not f.nullable and f.name not in schema.names]
+    if missing:
+        raise UserError(f"file {path} is not a {table!r} fragment: it lacks the column(s) "
+                        f"{', '.join(missing)} (its columns: {', '.join(schema.names) or 'none'}); "
+                        "move it out of the store")
+    return rows
+
+
 def read_fragment(path: Path, table: str, columns: list[str] | None = None) -> pa.Table:
     """Read one fragment conformed to the stored schema; UserError naming a corrupt file.
 

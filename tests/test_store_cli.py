@@ -91,3 +91,44 @@ def test_bad_options_and_delegation_errors(store, tmp_path, capsys):
     assert "unknown table 'epoch'" in capsys.readouterr().err
     assert _run(["import", "--space", "xyz"]) == 2  # handed to the importer's own parser
     assert "error: " in capsys.readouterr().err
+
+
+def test_damaged_partitions_through_the_cli(tmp_path, epoch_rows):
+    """A foreign and a truncated Parquet file: `info` names them and exits 0; a query that does
+    not need their partitions works (warnings only); one that needs them exits 2 naming them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    (good,) = W.write_fragment(tmp_path, "epochs", epoch_rows(archs=range(3)),
+                               metadata=S.provenance())
+    foreign = tmp_path / "epochs/space=tss/dataset=digits/hp=200/part-00000000000000000002-x.parquet"
+    foreign.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"name": ["a"], "score": [1.0]}), foreign)
+    (cut,) = W.write_fragment(tmp_path, "epochs", epoch_rows(dataset="cifar10"),
+                              metadata=S.provenance())
+    cut.write_bytes(cut.read_bytes()[:200])
+
+    info = _cli("info", str(tmp_path))
+    assert info.returncode == 0, info.stderr
+    assert "space=tss dataset=digits hp=12: 1 file(s), 36 row(s), 3/15625 archs" in info.stdout
+    assert "space=tss dataset=digits hp=200: 0 file(s), 0 row(s) - not usable: no readable rows" \
+        in info.stdout
+    assert "bad files: 2\n" in info.stdout
+    assert f"  {foreign}\n    why: file {foreign} is not a 'epochs' fragment: it lacks the " \
+           "column(s) arch_index, seed, epoch (its columns: name, score)" in info.stdout
+    assert f"  {cut}\n    why: corrupt or truncated Parquet file {cut}" in info.stdout
+    assert "Traceback" not in info.stderr
+
+    ok = _cli("query", str(tmp_path), "--dataset", "digits", "--arch", "2")
+    assert ok.returncode == 0 and "valid_acc: 2.012\n" in ok.stdout, ok.stderr
+    assert f"skipping {foreign}" in ok.stderr and "Traceback" not in ok.stderr
+
+    for args, message in (
+            (["--dataset", "digits", "--hp", "200"],
+             f"error: epochs partition space=tss/dataset=digits/hp=200 has no readable rows: its "
+             f"file(s) {foreign} are damaged (file {foreign} is not a 'epochs' fragment"),
+            (["--dataset", "cifar10"],
+             f"error: epochs partition space=tss/dataset=cifar10/hp=12 has no readable rows: its "
+             f"file(s) {cut} are damaged (corrupt or truncated Parquet file")):
+        bad = _cli("query", str(tmp_path), "--arch", "1", *args)
+        assert bad.returncode == 2 and bad.stdout == ""
+        assert message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

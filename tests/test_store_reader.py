@@ -39,10 +39,15 @@ def test_open_lists_partitions_without_reading_files(store):
     folder = store / "epochs/space=tss/dataset=digits/hp=12"
     (folder / "part-99999999999999999999-zz.parquet").write_bytes(b"not parquet")
     bench = Benchmark.open(store)
-    assert bench.spaces() == ["tss"]
+    assert bench.bad_files == []  # open reads nothing, so the corrupt file is not noticed yet
+    assert all(p.files is None for p in bench._epochs.values())
+    # listing reads footers only: it notices the corrupt file, and the partition still has rows
+    with pytest.warns(UserWarning, match="zz.parquet"):
+        assert bench.spaces() == ["tss"]
     assert bench.datasets("tss") == ["cifar10", "cifar10-valid", "digits"]
     assert bench.hps("tss", "digits") == [12]
-    assert bench.bad_files == []  # nothing was read yet, so the corrupt file is not noticed
+    assert bench.bad_files == [folder / "part-99999999999999999999-zz.parquet"]
+    assert all(p.files is None for p in bench._epochs.values())  # still no data read
 
 
 def test_values_seeds_epochs_and_curve_layout(store):
@@ -270,3 +275,72 @@ def test_every_read_path_gives_the_same_arrays(tmp_path, epoch_rows, n_fragments
     after = Benchmark.open(tmp_path).curve("tss", "digits", 2, "valid_acc")
     np.testing.assert_array_equal(after.values, dense)
     assert after.present.all() and after.seeds.tolist() == [0, 3]
+
+
+# --- partitions whose files are all damaged ---------------------------------------------------
+def damaged_store(root, epoch_rows):
+    """digits hp=12 good (plus a truncated copy of its file), digits hp=200 holding only a
+    foreign Parquet file (another schema), cifar10 hp=12 holding only a truncated file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    (good,) = _write(root, epoch_rows(archs=range(4)))
+    cut = good.parent / "part-00000000000000000001-cut.parquet"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    foreign = root / "epochs/space=tss/dataset=digits/hp=200/part-00000000000000000002-x.parquet"
+    foreign.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"name": ["a", "b"], "score": [1.0, 2.0]}), foreign)
+    (c10,) = _write(root, epoch_rows(dataset="cifar10", archs=range(4)))
+    c10.write_bytes(c10.read_bytes()[:100])
+    return good, cut, foreign, c10
+
+
+def test_partitions_with_only_damaged_files_are_not_listed_and_name_their_files(tmp_path,
+                                                                                epoch_rows):
+    _, cut, foreign, c10 = damaged_store(tmp_path, epoch_rows)
+    bench = Benchmark.open(tmp_path)
+    with pytest.warns(UserWarning) as caught:
+        assert bench.datasets("tss") == ["digits"]
+        assert bench.hps("tss", "digits") == [12]  # hp=200 has no readable rows: not listed
+    for path in (cut, foreign, c10):
+        assert any(f"skipping {path}: " in str(w.message) for w in caught), path
+    assert set(bench.bad_files) == {cut, foreign, c10}
+    assert "lacks the column(s) arch_index, seed, epoch" in bench.bad_reasons[foreign]
+    assert "corrupt or truncated Parquet file" in bench.bad_reasons[c10]
+    # What a run does not need does not stop it: the good partition answers in full
+    curve = bench.curve("tss", "digits", 12, "valid_acc")
+    assert curve.values.shape == (TSS_SIZE, 1, 12) and bench.archs("tss", "digits", 12).tolist() == [0, 1, 2, 3]
+    assert bench.simulate_train_eval("tss", 2, "digits", rng=0)[0] == pytest.approx(2.012, rel=1e-6)
+    # What a run needs is an error naming the damaged file, never a zero-size array
+    for call in (lambda: bench.curve("tss", "digits", 200, "valid_acc"),
+                 lambda: bench.metrics("tss", "digits", 200, 1),
+                 lambda: bench.time_cost_curve("tss", "digits", 200),
+                 lambda: bench.num_epochs("tss", "digits", 200),
+                 lambda: bench.simulate_train_eval("tss", 1, "digits", hp=200)):
+        with pytest.raises(UserError, match=r"epochs partition space=tss/dataset=digits/hp=200 "
+                                             r"has no readable rows: its file\(s\) .*x\.parquet "
+                                             r"are damaged \(file .* is not a 'epochs' fragment"):
+            call()
+    with pytest.raises(UserError, match=r"dataset 'cifar10' of space 'tss' cannot be used: .*"
+                                         r"cifar10/hp=12 has no readable rows: .*corrupt or truncated"):
+        bench.hps("tss", "cifar10")
+    with pytest.raises(UserError, match=r"space=tss/dataset=cifar10/hp=12 has no readable rows"):
+        bench.metrics("tss", "cifar10", 12, 0)
+
+
+def test_a_damaged_partition_in_strict_mode_is_an_error_at_listing(tmp_path, epoch_rows):
+    _, cut, _, _ = damaged_store(tmp_path, epoch_rows)
+    bench = Benchmark.open(tmp_path, strict=True)
+    with pytest.raises(UserError, match="corrupt or truncated Parquet file .*"):
+        bench.hps("tss", "digits")
+
+
+def test_a_partition_whose_files_hold_no_rows_is_not_listed(tmp_path, epoch_rows):
+    _write(tmp_path, epoch_rows(archs=range(2)))
+    empty = tmp_path / "epochs/space=tss/dataset=digits/hp=200"
+    empty.mkdir(parents=True)
+    import pyarrow.parquet as pq
+    pq.write_table(S.data_schema("epochs").empty_table(), empty / "part-00000000000000000001-e.parquet")
+    bench = Benchmark.open(tmp_path)
+    assert bench.hps("tss", "digits") == [12] and bench.bad_files == []
+    with pytest.raises(UserError, match="hp=200 .* holds no rows; re-run the step that writes it"):
+        bench.curve("tss", "digits", 200, "test_acc")
