@@ -430,6 +430,47 @@ class Benchmark:
             return {k.decode(): v.decode() for k, v in meta.items() if k != b"ARROW:schema"}
         return {}
 
+    def dataset_fingerprint(self, space: str, dataset: str, hp: int | None = None) -> str:
+        """The ``dataset_fingerprint`` the epochs files of (space, dataset) record (footers only).
+
+        ``hp`` None looks at every readable hp of the dataset. "" when no file records one (e.g.
+        rows written without provenance). For a search's ``runs`` provenance, so that a result
+        says which exact data and split its benchmark numbers came from. UserError when the files
+        disagree (data from two different splits under one name): pass ``hp`` to pick one, or
+        rebuild the odd partition.
+        """
+        import json
+
+        import pyarrow.parquet as pq
+        parts = [self._part(space, dataset, hp)] if hp is not None else \
+            [self._part(space, dataset, h) for h in self.hps(space, dataset)]
+        found: dict[str, Path] = {}
+        for part in parts:
+            for path in S.list_fragments(part.folder):
+                if path in self._bad_set:
+                    continue
+                try:
+                    check_footer(path, "epochs")
+                    meta = {k.decode(): v.decode()
+                            for k, v in (pq.read_schema(path).metadata or {}).items()}
+                except FileNotFoundError:  # compacted away: the merged file carries the same
+                    continue
+                except UserError as exc:
+                    self._bad_file(path, exc)
+                    continue
+                # a compacted file of mixed provenance keeps every variant's fingerprint
+                variants = json.loads(meta.get("provenance_variants", "[]")) or [meta]
+                for variant in variants:
+                    fp = variant.get("dataset_fingerprint", "")
+                    if fp:
+                        found.setdefault(fp, path)
+        if len(found) > 1:
+            listed = "; ".join(f"{fp} (e.g. {path})" for fp, path in found.items())
+            raise UserError(f"the epochs files of {space}/{dataset} record different dataset "
+                            f"fingerprints: {listed}; pass hp= to pick one recipe, or rebuild the "
+                            "partition whose data differ")
+        return next(iter(found), "")
+
     def row_counts(self, table: str) -> list[tuple[dict[str, Any], int, int]]:
         """(partition values, files, rows) per partition, from the file footers only."""
         out = []

@@ -275,9 +275,18 @@ def provenance(table: str = "epochs", *, recipe: Mapping[str, Any] | None = None
 
     Values are strings (Parquet key/value metadata holds bytes); dicts are stored as sorted JSON
     so that two files from the same recipe carry byte-identical recipe entries.
-    ``table`` only picks the default objective/fidelity/time columns.
+    ``table`` only picks the default objective/fidelity/time columns. Every table takes a
+    ``skeleton`` and a ``dataset_fingerprint``: a ``runs`` file records those of the benchmark
+    it searched (``Benchmark.dataset_fingerprint(space, dataset)`` reads a store's).
     """
     check_table(table)
+    for name, given in (("recipe", recipe), ("skeleton", skeleton)):
+        if given is not None and not isinstance(given, Mapping):
+            raise UserError(f"provenance {name} must be a dict (stored as JSON), got "
+                            f"{type(given).__name__}: {given!r}")
+    if dataset_fingerprint is not None and not isinstance(dataset_fingerprint, str):
+        raise UserError("provenance dataset_fingerprint must be a string (e.g. Dataset.fingerprint "
+                        f"or Benchmark.dataset_fingerprint(...)), got {dataset_fingerprint!r}")
     roles = dict(ROLE_COLUMNS[table])
     for key, given in (("objective_column", objective_column),
                        ("fidelity_column", fidelity_column), ("time_column", time_column)):

@@ -199,3 +199,38 @@ def test_docs_schema_md_documents_every_column_and_status():
             assert S.COLUMN_DOCS[table][name]
     for status in S.STATUSES:
         assert f"`{status}`" in text
+
+
+def test_runs_files_record_the_searched_benchmark_skeleton_and_fingerprint(tmp_path):
+    meta = S.provenance("runs", skeleton={"C": 16, "N": 5}, dataset_fingerprint="sha256:ab12")
+    rows = pd.DataFrame({"experiment": ["e1"], "searcher": ["random"], "run_seed": [0],
+                         "event": [0], "feedback": [91.5]})
+    (path,) = W.write_fragment(tmp_path, "runs", rows, metadata=meta)
+    kv = {k.decode(): v.decode() for k, v in pq.read_schema(path).metadata.items()}
+    assert json.loads(kv["skeleton"]) == {"C": 16, "N": 5}
+    assert kv["dataset_fingerprint"] == "sha256:ab12" and kv["objective_column"] == "feedback"
+    with pytest.raises(UserError, match="dataset_fingerprint must be a string .* got 123"):
+        S.provenance("runs", dataset_fingerprint=123)
+    with pytest.raises(UserError, match="skeleton must be a dict .* got str"):
+        S.provenance("runs", skeleton="C16N5")
+
+
+def test_benchmark_dataset_fingerprint_reads_the_epochs_files(tmp_path, epoch_rows):
+    from benchmark_data.reader import Benchmark
+    W.write_fragment(tmp_path, "epochs", epoch_rows(), metadata=S.provenance(dataset_fingerprint="fp-a"))
+    W.write_fragment(tmp_path, "epochs", epoch_rows(hp=200, epochs=2),
+                     metadata=S.provenance(dataset_fingerprint="fp-a"))
+    W.write_fragment(tmp_path, "epochs", epoch_rows(dataset="cifar10"), metadata=S.provenance())
+    bench = Benchmark.open(tmp_path)
+    assert bench.dataset_fingerprint("tss", "digits") == "fp-a"
+    assert bench.dataset_fingerprint("tss", "cifar10") == ""  # recorded by nobody
+    W.write_fragment(tmp_path, "epochs", epoch_rows(hp=200, epochs=2),
+                     metadata=S.provenance(dataset_fingerprint="fp-b"))
+    W.compact(tmp_path)  # the merged file keeps both variants: the disagreement is not lost
+    bench = Benchmark.open(tmp_path)
+    assert bench.dataset_fingerprint("tss", "digits", hp=12) == "fp-a"
+    with pytest.raises(UserError, match="tss/digits record different dataset fingerprints: "
+                                        "fp-a .*; fp-b .*pass hp= to pick one"):
+        bench.dataset_fingerprint("tss", "digits")
+    with pytest.raises(UserError, match="dataset 'mnist' is not in the store"):
+        bench.dataset_fingerprint("tss", "mnist")
