@@ -43,9 +43,10 @@ def tiny_batch(n=12, dtype=torch.float32, seed=0):
     return torch.randn(n, 1, 6, 6, generator=g, dtype=dtype), torch.randint(3, (n,), generator=g)
 
 
-def test_gdas_computes_exactly_the_sampled_op_on_every_edge_forward_and_backward():
+@pytest.mark.parametrize("unchosen_gradient", [True, False])
+def test_gdas_computes_exactly_the_sampled_op_on_every_edge_forward_and_backward(unchosen_gradient):
     net = tiny_net()
-    gdas = GDAS(net, torch.Generator().manual_seed(1), epochs=10)
+    gdas = GDAS(net, torch.Generator().manual_seed(1), epochs=10, unchosen_gradient=unchosen_gradient)
     calls = {}
     cells = [m for m in net.modules() if isinstance(m, SearchCell)]
     for c, cell in enumerate(cells):
@@ -54,6 +55,7 @@ def test_gdas_computes_exactly_the_sampled_op_on_every_edge_forward_and_backward
                 op.register_forward_hook(lambda *_, key=(c, e, k): calls.__setitem__(key, calls.get(key, 0) + 1))
     sample = gdas.gumbel_sample()
     assert sample.index is not None and len(sample.index) == NUM_EDGES
+    assert sample.add_unchosen == unchosen_gradient
     loss = F.cross_entropy(net(*tiny_batch()[:1], sample), tiny_batch()[1])
     expected = {(c, e, sample.index[e]): 1 for c in range(len(cells)) for e in range(NUM_EDGES)}
     assert calls == expected  # one op per edge and cell, and it is the sampled one
@@ -63,25 +65,63 @@ def test_gdas_computes_exactly_the_sampled_op_on_every_edge_forward_and_backward
             for k, op in enumerate(ops):
                 for p in op.parameters():  # backward reaches the sampled op only
                     assert (p.grad is not None) == (k == sample.index[e])
-    # The straight-through weight has value 1 but passes the relaxation's gradient to every logit.
+    # The straight-through weight has value 1 on the chosen op, exactly 0 on the others.
     picked = sample.weights[torch.arange(NUM_EDGES), list(sample.index)]
     assert torch.allclose(picked, torch.ones(NUM_EDGES))
-    # Edges that sampled ``none`` compute a constant zero, so their logits get no gradient (correct
-    # GDAS behaviour); every other edge's whole row of logits does.
+    others = torch.ones(NUM_EDGES, NUM_OPS, dtype=torch.bool)
+    others[torch.arange(NUM_EDGES), list(sample.index)] = False
+    assert (sample.weights.detach()[others] == 0).all()
+    # Only the chosen op's weight: edges that drew ``none`` compute a constant zero, so their
+    # logits get no gradient (the reference's gdas_v1); with NATS-Bench's form every logit does.
     for e, k in enumerate(sample.index):
-        assert (gdas.alpha.grad[e] != 0).all() == (k != 0), (e, k)
+        assert bool((gdas.alpha.grad[e] != 0).all()) == (unchosen_gradient or k != 0), (e, k)
 
 
-def test_gdas_with_a_sampled_none_gives_that_edge_no_gradient():
-    for seed in range(2, 40):
-        gdas = GDAS(tiny_net(), torch.Generator().manual_seed(seed), epochs=10)
-        sample = gdas.gumbel_sample()
-        if 0 in sample.index:
-            break
+def test_gdas_adds_the_zero_weights_of_unchosen_ops_as_nats_bench_forward_gdas():
+    """Hand-checked on one cell: value unchanged; each unchosen weight gets the summed upstream gradient."""
+    torch.manual_seed(0)
+    cell = SearchCell(2, 2)
+    x = torch.randn(3, 2, 4, 4)
+    index = (3, 0, 1, 2, 4, 0)  # node 1 <- conv3x3, node 2 <- none + skip, node 3 <- conv1x1 + pool + none
+    hard = F.one_hot(torch.tensor(index), NUM_OPS).float()
+    w_plain = hard.clone().requires_grad_()
+    w_nats = hard.clone().requires_grad_()
+    plain = cell(x, ArchSample(w_plain, index))
+    nats = cell(x, ArchSample(w_nats, index, add_unchosen=True))
+    assert torch.equal(nats, plain)  # the unchosen weights are 0: the output is the chosen ops'
+    nats.sum().backward()
+    plain.sum().backward()
+    assert torch.equal(w_plain.grad[others_mask(index)], torch.zeros(NUM_EDGES * (NUM_OPS - 1)))
+    # Edges into the output node (3, 4, 5): upstream gradient 1 per output element.
+    for e in (3, 4, 5):
+        for k in range(NUM_OPS):
+            if k != index[e]:
+                assert w_nats.grad[e, k] == nats.numel()
+    live = others_mask(index)
+    live[[1, 2]] = False  # node 2 reaches the output only through edge 5, which drew none: dead
+    assert (w_nats.grad[live] != 0).all() and (w_nats.grad[[1, 2]] == 0).all()
+    assert torch.allclose(w_nats.grad[~others_mask(index)], w_plain.grad[~others_mask(index)])
+
+
+def others_mask(index) -> torch.Tensor:
+    mask = torch.ones(NUM_EDGES, NUM_OPS, dtype=torch.bool)
+    mask[torch.arange(NUM_EDGES), list(index)] = False
+    return mask
+
+
+def test_gdas_by_default_gives_every_logit_gradient_and_the_chosen_ops_value():
     x, y = tiny_batch()
-    F.cross_entropy(gdas.net(x, sample), y).backward()
-    for e, k in enumerate(sample.index):
-        assert bool((gdas.alpha.grad[e] == 0).all()) == (k == 0)
+    grads, outputs = {}, {}
+    for unchosen in (True, False):
+        gdas = GDAS(tiny_net(), torch.Generator().manual_seed(5), epochs=10, unchosen_gradient=unchosen)
+        sample = gdas.gumbel_sample()
+        outputs[unchosen] = gdas.net(x, sample)
+        F.cross_entropy(outputs[unchosen], y).backward()
+        grads[unchosen] = gdas.alpha.grad.clone()
+    assert torch.allclose(outputs[True], outputs[False], atol=1e-6)
+    assert (grads[True] != 0).all()  # every logit of every edge, even where the edge drew none
+    assert not torch.allclose(grads[True], grads[False])
+    assert GDAS(tiny_net(), torch.Generator(), epochs=1).unchosen_gradient  # NATS-Bench's form by default
 
 
 def test_supernet_bn_uses_batch_statistics_and_candidate_ops_have_no_affine():
