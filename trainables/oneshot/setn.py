@@ -1,6 +1,8 @@
-"""SETN (Dong & Yang, 2019): train the template network by uniform single-path sampling, learn the
-op distribution with DARTS' mixture step on the validation split, and derive with the evaluator:
-sample candidates from the learned distribution, keep the one the shared weights rate best."""
+"""SETN (Dong & Yang, 2019): train the template network by uniform single-path sampling (one path
+for all cells, no constraint: NATS-Bench's ``dync_genotype(True)``), learn the op distribution
+with DARTS' mixture step on the validation split, and derive with the evaluator: the
+``candidates`` (100) most probable architectures under softmax(alpha) — NATS-Bench's
+``return_topK(100)``, not samples — ranked with the shared weights."""
 
 from __future__ import annotations
 
@@ -17,4 +19,4 @@ class SETN(Strategy):
         self.valid_mixture_step(valid)
 
     def derive(self, search) -> tuple[int, ...]:
-        return search.best_of(self.sampled_ops(self.candidates))
+        return search.best_of(self.top_ops(self.candidates))

@@ -6,7 +6,8 @@ A strategy answers three questions about the supernet (``supernet.TopologySupern
   * ``arch_step(train, valid, search)`` — how the architecture parameters learn from a pair of
     batches (nothing for RSPS);
   * ``derive(search)`` — which architecture the search currently recommends: argmax per edge for
-    DARTS/GDAS, the best of sampled candidates ranked with the shared weights for SETN/ENAS/RSPS.
+    DARTS/GDAS, the best of 100 candidates ranked with the shared weights for SETN (the most
+    probable ones), ENAS (controller samples) and RSPS (distinct uniform draws).
 The weight step itself, the data, the schedule and checkpoints live in ``search.SearchEngine``.
 
 All randomness of a strategy comes from the one ``torch.Generator`` it is given (a CPU generator:
@@ -16,6 +17,7 @@ one would have drawn.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,12 +25,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spaces.nats_topology import EDGES, OPS
+
 from .supernet import NUM_EDGES, NUM_OPS, ArchSample
+
+NONE_OP = OPS.index("none")
+NUM_ARCHS = NUM_OPS ** NUM_EDGES
 
 if TYPE_CHECKING:  # only for type hints: search imports the strategies
     from .search import SearchEngine
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@functools.cache
+def all_ops() -> torch.Tensor:
+    """[NUM_ARCHS, edges] int64: row i is the op per edge of architecture index i (the space's
+    ``index_of_choices`` order, first edge most significant)."""
+    index = torch.arange(NUM_ARCHS)
+    powers = NUM_OPS ** torch.arange(NUM_EDGES - 1, -1, -1)
+    return (index[:, None] // powers) % NUM_OPS
+
+
+def ops_of(index: int) -> tuple[int, ...]:
+    return tuple(all_ops()[int(index)].tolist())
 
 
 class Strategy:
@@ -80,11 +100,34 @@ class Strategy:
     def uniform_ops(self) -> tuple[int, ...]:
         return tuple(torch.randint(NUM_OPS, (NUM_EDGES,), generator=self.generator).tolist())
 
-    def sampled_ops(self, count: int) -> list[tuple[int, ...]]:
-        """``count`` draws of one op per edge from softmax(alpha)."""
-        probs = F.softmax(self.alpha.detach().float().cpu(), dim=1)
-        draws = torch.multinomial(probs, count, replacement=True, generator=self.generator)  # [edges, count]
-        return [tuple(col) for col in draws.t().tolist()]
+    def distinct_uniform_ops(self, count: int) -> list[tuple[int, ...]]:
+        """``count`` different architectures drawn uniformly from all 15,625 (without replacement),
+        as NATS-Bench's ``return_topK(K, use_random=True)`` (``random.sample`` of every cell)."""
+        chosen = torch.randperm(NUM_ARCHS, generator=self.generator)[:count]
+        return [tuple(row) for row in all_ops()[chosen].tolist()]
+
+    def node_constrained_ops(self) -> tuple[int, ...]:
+        """One uniform op per edge, each node's incoming ops redrawn together until one of them
+        is not ``none``: NATS-Bench's ``forward_urs`` (search_cells.py ~line 121), per cell."""
+        ops = [0] * NUM_EDGES
+        for target in sorted({t for t, _ in EDGES}):
+            edges = [e for e, (t, _) in enumerate(EDGES) if t == target]
+            while True:
+                draw = torch.randint(NUM_OPS, (len(edges),), generator=self.generator).tolist()
+                if any(op != NONE_OP for op in draw):
+                    break
+            for e, op in zip(edges, draw):
+                ops[e] = op
+        return tuple(ops)
+
+    def top_ops(self, count: int) -> list[tuple[int, ...]]:
+        """The ``count`` most probable architectures under softmax(alpha), most probable first;
+        ties keep index order (NATS-Bench's ``return_topK(K)``: a stable sort by log p)."""
+        logp = F.log_softmax(self.alpha.detach().double().cpu(), dim=1)
+        table = all_ops()
+        total = logp[torch.arange(NUM_EDGES), table].sum(dim=1)  # log p of every architecture
+        order = torch.sort(total, descending=True, stable=True).indices[:count]
+        return [tuple(row) for row in table[order].tolist()]
 
     def alpha_step(self, loss: torch.Tensor) -> None:
         """One Adam step of alpha on ``loss`` (only alpha's gradient is computed)."""
