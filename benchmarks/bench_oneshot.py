@@ -10,7 +10,7 @@ the final entropy of the op distribution (log 5 = 1.609 is uniform), and GDAS's 
 against DARTS-V1's measured in the same run; saves the curves as a PNG and
 the rows as a `runs` table.
 
-    python benchmarks/bench_oneshot.py [--epochs 50] [--seeds 3] [--parallel 2] [--arch-lr 3e-4] [--out DIR]
+    python benchmarks/bench_oneshot.py [--epochs 100] [--seeds 3] [--parallel 2] [--arch-lr 3e-4] [--out DIR]
 
 Prints `name: value unit` lines after the table.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.oneshot import OneShotSettings, resolve_benchmark, run_oneshot, summarize  # noqa: E402
+from orchestrator.oneshot import DEFAULT_EPOCHS, OneShotSettings, resolve_benchmark, run_oneshot, summarize  # noqa: E402
 from trainables.oneshot import ALGORITHMS  # noqa: E402
 
 
@@ -67,7 +67,8 @@ def main() -> None:
     p.add_argument("--benchmark", default=None, help="store (default: the embedded benchmark)")
     p.add_argument("--dataset", default=None)
     p.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated (default: all six)")
-    p.add_argument("--epochs", type=int, default=50, help="search epochs per run (default 50)")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                   help=f"search epochs per run (default {DEFAULT_EPOCHS}, NATS-Bench's)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per algorithm (default 3)")
     p.add_argument("--parallel", type=int, default=None, help="CPUs of the local Ray (default: all)")
     p.add_argument("--arch-lr", type=float, default=None,

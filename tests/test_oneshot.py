@@ -18,7 +18,7 @@ from trainables.oneshot.darts_v2 import unrolled_hypergradient
 from trainables.oneshot.gdas import GDAS
 from trainables.oneshot.search import ArchLookup, SearchEngine
 from trainables.oneshot.supernet import NUM_EDGES, NUM_OPS, ArchSample, SearchCell, TopologySupernet
-from trainables.data import Split
+from trainables.data import Split, iterate_batches
 from trainables.train import cached_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -353,3 +353,109 @@ def test_oneshot_cli_runs_two_seeds_on_ray_and_writes_the_runs_table(tmp_path):
         assert r.best_test_acc == pytest.approx(float(np.nanmean(stored["test_acc"])), abs=1e-4)
         assert r.feedback == pytest.approx(float(np.nanmean(stored["valid_acc"])), abs=1e-4)
         assert 1 <= r.best_rank <= 15625 and r.wall_time_s > 0 and math.isfinite(r.search_loss)
+
+
+# --- NATS-Bench's exact forms (items of the one-shot review) -----------------------------------------
+def test_rsps_draws_every_cell_separately_and_never_an_all_none_node():
+    from trainables.oneshot.rsps import RSPS
+    from spaces.nats_topology import EDGES
+
+    net = TopologySupernet(3, C=4, N=2, in_channels=1)
+    rsps = RSPS(net, torch.Generator().manual_seed(0), epochs=1)
+    draws = [rsps.weight_sample() for _ in range(100)]
+    assert all(len(d) == net.search_cells() == 6 for d in draws)
+    cells = [s.index for d in draws for s in d]
+    assert len({d[0].index for d in draws} | {d[1].index for d in draws}) > 100  # cells differ
+    assert any(len({s.index for s in d}) > 1 for d in draws)
+    for ops in cells:  # forward_urs: each node has an incoming op that is not none
+        for node in (1, 2, 3):
+            assert any(ops[e] != 0 for e, (t, _) in enumerate(EDGES) if t == node), ops
+    assert sum(ops[1] == 0 for ops in cells) > 0  # none still appears where another input carries
+    # One sample per cell computes exactly what those cells compute with a shared sample.
+    x, _ = tiny_batch()
+    shared = ArchSample.single_path(cells[0])
+    with torch.no_grad():
+        assert torch.equal(net(x, [shared] * 6), net(x, shared))
+    with pytest.raises(ValueError, match="5 cell samples for 6 search cells"):
+        net(x, [shared] * 5)
+
+
+def test_rsps_derives_from_distinct_uniform_candidates(digits):
+    engine = SearchEngine("rsps", digits, epochs=1, seed=0, C=4, N=1)
+    candidates = engine.strategy.distinct_uniform_ops(100)
+    assert len(set(candidates)) == 100 and all(len(c) == NUM_EDGES for c in candidates)
+
+
+def test_setn_derives_from_exactly_the_100_most_probable_cells(digits):
+    import itertools
+
+    engine = SearchEngine("setn", digits, epochs=1, seed=0, C=4, N=1)
+    setn = engine.strategy
+    with torch.no_grad():
+        setn.alpha.copy_(torch.randn(NUM_EDGES, NUM_OPS, generator=torch.Generator().manual_seed(3)))
+    logp = F.log_softmax(setn.alpha.detach().double(), dim=1).tolist()
+    every = list(itertools.product(range(NUM_OPS), repeat=NUM_EDGES))  # index order
+    by_prob = sorted(every, key=lambda ops: -sum(logp[e][k] for e, k in enumerate(ops)))
+    assert setn.top_ops(100) == by_prob[:100]
+    assert setn.top_ops(1) == [tuple(setn.alpha.argmax(1).tolist())]
+    assert setn.candidates == 100 and setn.derive(engine) == engine.best_of(by_prob[:100])
+    # Equal alphas: every cell ties, and ties keep index order (Python's stable sort, as return_topK).
+    with torch.no_grad():
+        setn.alpha.zero_()
+    assert setn.top_ops(3) == every[:3]
+
+
+def test_search_defaults_are_nats_benchs(digits):
+    from orchestrator.oneshot import DEFAULT_EPOCHS
+
+    assert DEFAULT_EPOCHS == 100  # weight-sharing.config
+    engine = SearchEngine("darts-v1", digits, epochs=4, seed=0, C=4, N=1)
+    assert engine.grad_clip is None  # search-cell.py does not clip
+    lrs = []
+    engine.weight_optimizer.register_step_pre_hook(lambda opt, *_: lrs.append(opt.param_groups[0]["lr"]))
+    for _ in range(4):
+        engine.run_epoch()
+    # Per integer epoch (xautodl CosineAnnealingLR.get_lr), 0.001 + 0.024 * (1 + cos(pi e / 4)) / 2:
+    per_epoch = [0.025, 0.001 + 0.012 * (1 + 0.5 ** 0.5), 0.013, 0.001 + 0.012 * (1 - 0.5 ** 0.5)]
+    assert lrs == pytest.approx([lr for lr in per_epoch for _ in range(3)], rel=1e-12)
+    # The knob clips where asked.
+    clipped = SearchEngine("darts-v1", digits, epochs=1, seed=0, C=4, N=1, knobs={"grad_clip": 1e-3})
+    norms = []
+    clipped.weight_optimizer.register_step_pre_hook(lambda opt, *_: norms.append(float(torch.cat(
+        [p.grad.flatten() for g in opt.param_groups for p in g["params"]]).norm())))
+    clipped.run_epoch()
+    assert max(norms) <= 1e-3 * (1 + 1e-4)
+    with pytest.raises(UserError, match="grad_clip must be a positive number"):
+        SearchEngine("darts-v1", digits, epochs=1, seed=0, C=4, N=1, knobs={"grad_clip": 0})
+
+
+def test_enas_controller_follows_search_cell_py(digits):
+    big_valid = Split(torch.cat([digits.valid.images] * 5), torch.cat([digits.valid.labels] * 5))
+    data = dataclasses.replace(digits, valid=big_valid)  # 640 valid images: more than one reward batch
+    engine = SearchEngine("enas", data, epochs=1, seed=0, C=4, N=1)
+    enas = engine.strategy
+    group = enas.controller_optimizer.param_groups[0]
+    assert group["betas"] == (0.5, 0.999) and group["eps"] == 1e-3 and group["lr"] == 1e-3
+    assert group["weight_decay"] == 0 and enas.controller_grad_clip == 5.0
+    seen, norms = [], []
+    engine.net.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    enas.controller_optimizer.register_step_pre_hook(lambda opt, *_: norms.append(float(torch.cat(
+        [p.grad.flatten() for p in enas.controller.parameters()]).norm())))
+    enas.baseline.update(-1000.0)  # an absurd baseline: a huge advantage, a gradient far over 5
+    train = engine.rank_batch
+    enas.arch_step(train, train, engine)
+    (reward_images,) = seen
+    assert reward_images.shape[0] == 512  # 512 validation images, not the 64-image arch batch
+    # ... and clean ones: every reward image is one of the unaugmented validation images.
+    clean, _ = next(iter(iterate_batches(digits.valid, len(digits.valid), shuffle=False, augment=False,
+                                         dataset=digits, generator=None)))
+    flat_clean = clean.flatten(1)
+    for img in reward_images.flatten(1)[:64]:
+        assert ((flat_clean - img).abs().amax(1) < 1e-6).any()
+    assert norms[0] <= 5.0 * (1 + 1e-4)
+    unclipped = SearchEngine("enas", data, epochs=1, seed=0, C=4, N=1, knobs={"controller_grad_clip": None})
+    unclipped.strategy.controller_optimizer.register_step_pre_hook(lambda opt, *_: norms.append(float(torch.cat(
+        [p.grad.flatten() for p in unclipped.strategy.controller.parameters()]).norm())))
+    unclipped.strategy.baseline.update(-1000.0)
+    unclipped.strategy.arch_step(train, train, unclipped)
+    assert norms[1] > 5.0  # the clip was needed

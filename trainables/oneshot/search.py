@@ -3,15 +3,24 @@
 ``SearchEngine`` owns the supernet, the weight optimizer, the data and the random streams; the
 strategy (``strategy.Strategy`` subclass) decides which sub-network each step trains, how the
 architecture parameters learn and what to derive. One ``run_epoch()`` = one search epoch: for each
-train batch, one weight step (SGD, Nesterov momentum 0.9, wd 5e-4, cosine 0.025 -> 0.001 per
-iteration, gradient norm clipped at 5, batch 64: the NATS-Bench one-shot setting), then one
-architecture step on the next batch of the validation split (a fresh permutation every epoch,
-restarted when it runs out; batches are full-sized, the remainder of a split is dropped for the
-epoch, so no architecture or weight step learns from a handful of images); after the epoch,
-``derive`` names the recommended architecture. Weights step before the architecture on each
-batch, as in NATS-Bench's search scripts (the original DARTS steps the architecture first).
-Gradients are zeroed, not dropped, between weight steps, so — as in NATS-Bench, written for
-PyTorch 1.x — ops a single-path strategy did not sample still decay and coast on momentum.
+train batch, one weight step (SGD, Nesterov momentum 0.9, wd 5e-4, batch 64, no gradient clipping,
+cosine lr 0.025 -> 0.001 stepped per epoch: NATS-Bench's weight-sharing.config with
+search-cell.py), then one architecture step on the next batch of the validation split (a fresh
+permutation every epoch, restarted when it runs out; batches are full-sized, the remainder of a
+split is dropped for the epoch, so no architecture or weight step learns from a handful of
+images); after the epoch, ``derive`` names the recommended architecture. Weights step before the
+architecture on each batch, as in NATS-Bench's search scripts (the original DARTS steps the
+architecture first). Gradients are zeroed, not dropped, between weight steps, so — as in
+NATS-Bench, written for PyTorch 1.x — ops a single-path strategy did not sample still decay and
+coast on momentum.
+
+The cosine follows xautodl's ``CosineAnnealingLR.get_lr`` (procedures/optimizers.py): the lr of
+epoch e (0-based) of E is 0.001 + 0.024 * (1 + cos(pi * e / E)) / 2 for every batch of the epoch
+(search-cell.py's per-batch ``update(None, step / len)`` only matters during a warmup, which the
+one-shot config has none of), so the last epoch trains at slightly above 0.001, never at it.
+
+Engine knobs (in ``knobs`` with the strategy's): ``grad_clip`` (None): clip the weight gradient
+at this norm before each weight step; NATS-Bench does not clip (the original DARTS code clips at 5).
 
 Exact resumption (on the CPU): ``state_dict()`` holds the supernet, both optimizers, the strategy's
 own state, the data and architecture generators and torch's global RNG, and every epoch starts
@@ -20,13 +29,21 @@ as the uninterrupted one.
 
 Candidates are ranked on one large evaluation batch (the first 512 images of the validation
 split, unaugmented; all of them on digits), as the thesis recommends: small batches with batch
-statistics make the shared-weight ranking noisy.
+statistics make the shared-weight ranking noisy. (NATS-Bench's ``get_best_arch`` scores each
+candidate on the next random 512-image batch instead; one batch for all is a fairer comparison.)
+Strategies that need fresh clean validation batches (ENAS' reward) draw them with
+``clean_valid_batch``: a new permutation per epoch, 512 unaugmented images each.
+
+For CIFAR-100 and ImageNet16-120 the trainable loads the dataset with NATS-Bench's own split file
+(``trainables.data.splits``): the search fits and ranks on the benchmark's x-valid half only, never
+on the half the benchmark scores.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import resource
 import time
@@ -47,11 +64,13 @@ from . import strategy_class
 from .supernet import ArchSample, TopologySupernet
 
 RANK_BATCH = 512
-GRAD_CLIP = 5.0
+# Knobs the engine reads itself (the rest go to the strategy); see the module docstring.
+ENGINE_KNOBS = {"grad_clip": None}
 
 
 def search_recipe(epochs: int, batch_size: int = 64) -> Recipe:
-    """NATS-Bench's one-shot weight schedule as a Recipe (its ``lr_at`` is the cosine schedule)."""
+    """NATS-Bench's one-shot weight setting as a Recipe (lr, lr_min, batch; the per-epoch cosine
+    itself is ``SearchEngine.epoch_lr``, not the recipe's per-iteration ``lr_at``)."""
     if not isinstance(epochs, int) or epochs < 1:
         raise UserError(f"the search needs at least 1 epoch, got {epochs!r}")
     return Recipe(name="oneshot", epochs=epochs, batch_size=batch_size, lr=0.025, lr_min=0.001,
@@ -67,6 +86,12 @@ class SearchEngine:
         cls = strategy_class(algorithm)
         self.algorithm, self.dataset, self.seed = algorithm, dataset, int(seed)
         self.C, self.N, self.knobs = int(C), int(N), _checked_knobs(cls, algorithm, knobs or {})
+        engine_knobs = {**ENGINE_KNOBS, **{k: v for k, v in self.knobs.items() if k in ENGINE_KNOBS}}
+        strategy_knobs = {k: v for k, v in self.knobs.items() if k not in ENGINE_KNOBS}
+        clip = engine_knobs["grad_clip"]
+        if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
+            raise UserError(f"knob grad_clip must be a positive number or None, got {clip!r}")
+        self.grad_clip = None if clip is None else float(clip)
         self.recipe = search_recipe(epochs, batch_size)
         self.space = get_space("tss")
         self.device = torch.device(device)
@@ -85,8 +110,9 @@ class SearchEngine:
         self.data_generator = torch.Generator(device=dataset.train.images.device)
         self.data_generator.manual_seed(_seed_of(seed, 1))
         self.arch_generator = torch.Generator().manual_seed(_seed_of(seed, 2))
-        self.strategy = cls(self.net, self.arch_generator, epochs, **self.knobs)
+        self.strategy = cls(self.net, self.arch_generator, epochs, **strategy_knobs)
         self.epoch = 0
+        self._clean_valid = None
         self.iters_per_epoch = len(dataset.train) // self.recipe.batch_size
         for name in ("train", "valid"):
             if len(getattr(dataset, name)) < self.recipe.batch_size:
@@ -105,18 +131,20 @@ class SearchEngine:
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         valid = self._valid_batches()
+        self._clean_valid = None  # started on first use this epoch (see clean_valid_batch)
+        lr = self.epoch_lr(self.epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
         batches = iterate_batches(self.dataset.train, recipe.batch_size, shuffle=True, augment=recipe.augment,
                                   dataset=self.dataset, generator=self.data_generator, drop_last=True)
-        for i, (x, y) in enumerate(batches):
-            lr = recipe.lr_at(self.epoch, i, self.iters_per_epoch)
-            for group in opt.param_groups:
-                group["lr"] = lr
+        for x, y in batches:
             train = (self._to_device(x), y.to(self.device))
             logits = net(train[0], strategy.weight_sample())
             loss = F.cross_entropy(logits, train[1])
             opt.zero_grad(set_to_none=False)  # see the module docstring
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), GRAD_CLIP)
+            if self.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
             opt.step()
             strategy.arch_step(train, next(valid), self)
             loss_sum += float(loss.detach()) * len(y)
@@ -134,11 +162,24 @@ class SearchEngine:
                 "supernet_valid_acc": self.batch_accuracy(self.rank_batch, ops),
                 "arch_entropy": strategy.entropy(), "epoch_time_s": epoch_time, "derive_time_s": derive_time}
 
-    def _valid_batches(self):
+    def epoch_lr(self, epoch: int) -> float:
+        """The weight lr of search epoch ``epoch`` (0-based): cosine per epoch (module docstring)."""
+        r = self.recipe
+        return r.lr_min + (r.lr - r.lr_min) * 0.5 * (1.0 + math.cos(math.pi * epoch / r.epochs))
+
+    def clean_valid_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch of RANK_BATCH (512) unaugmented validation images (all of them where the
+        split is smaller); a new permutation every epoch, restarted when it runs out."""
+        if self._clean_valid is None:
+            self._clean_valid = self._valid_batches(min(RANK_BATCH, len(self.dataset.valid)), augment=False)
+        return next(self._clean_valid)
+
+    def _valid_batches(self, batch_size: int | None = None, augment: bool | None = None):
         """Validation batches for the architecture steps: a new permutation per pass, as many passes as needed."""
         while True:
-            for x, y in iterate_batches(self.dataset.valid, self.recipe.batch_size, shuffle=True,
-                                        augment=self.recipe.augment, dataset=self.dataset,
+            for x, y in iterate_batches(self.dataset.valid, batch_size or self.recipe.batch_size, shuffle=True,
+                                        augment=self.recipe.augment if augment is None else augment,
+                                        dataset=self.dataset,
                                         generator=self.data_generator, drop_last=True):
                 yield self._to_device(x), y.to(self.device)
 
@@ -193,7 +234,7 @@ class SearchEngine:
 
 def _checked_knobs(cls, algorithm: str, knobs: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword knobs ``cls`` (and its bases) accept; UserError naming unknown ones."""
-    valid = set()
+    valid = set(ENGINE_KNOBS)
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
             valid |= {p for p, spec in inspect.signature(klass.__init__).parameters.items()
@@ -247,11 +288,11 @@ class _OneShotMixin:
     """
 
     def setup(self, config: dict, lookup: ArchLookup | None = None) -> None:
-        from trainables.train import cached_dataset
+        from trainables.data.splits import search_dataset
 
         torch.set_num_threads(max(1, int(config.get("threads", 1))))
         device = config.get("device") or "cpu"  # the driver asks for cuda only with GPUs reserved
-        dataset = cached_dataset(str(config.get("dataset", "digits")), config.get("data_dir"), device)
+        dataset = search_dataset(str(config.get("dataset", "digits")), config.get("data_dir"), device)
         self.engine = SearchEngine(config["algorithm"], dataset, epochs=int(config["epochs"]),
                                    seed=int(config.get("seed", 0)), C=int(config["C"]), N=int(config["N"]),
                                    device=device, knobs=config.get("knobs"))
