@@ -15,6 +15,8 @@ is a stratified, seeded permutation, ``SPLIT_SEED`` = 0, so every class is split
   the official 10K test set (NATS-Bench's "ori-test").
 - ``cifar10``: train = the 50K train set, no valid split, test = the 10K test set.
 - ``cifar100``: train = the 50K train set; the 10K test set -> 5K valid + 5K test (50 + 50 per class).
+``load_cifar10_valid`` / ``load_cifar100`` take ``halves`` (a ``splits.NatsHalves``) to use
+NATS-Bench's split file instead (what one-shot searches do, ``splits.search_dataset``).
 Flip: on (NATS-Bench recipes flip CIFAR). Crop padding 4.
 """
 
@@ -133,12 +135,17 @@ def _load_release(release: _Release, data_dir: Path | None, download: bool):
     return _batches(release, raw, release.train, where), _batches(release, raw, release.test, where)
 
 
-def load_cifar10_valid(data_dir: Path | None, download: bool, device: str | torch.device = "cpu") -> Dataset:
+def load_cifar10_valid(data_dir: Path | None, download: bool, device: str | torch.device = "cpu",
+                       *, halves=None) -> Dataset:
     (train_x, train_y), (test_x, test_y) = _load_release(CIFAR10, data_dir, download)
-    train, valid = stratified_split(train_y, (0.5, 0.5), SPLIT_SEED)
+    if halves is None:
+        train, valid = stratified_split(train_y, (0.5, 0.5), SPLIT_SEED)
+        rule = f"train set stratified train/valid 1/2 + 1/2, test set = test, splitmix64 seed {SPLIT_SEED}"
+    else:  # cifar-split.txt: train, valid
+        train, valid = halves.halves(len(train_y))
+        rule = f"{halves.rule}, test set = test"
     splits = {"train": make_split(train_x, train_y, train), "valid": make_split(train_x, train_y, valid),
               "test": make_split(test_x, test_y)}
-    rule = f"train set stratified train/valid 1/2 + 1/2, test set = test, splitmix64 seed {SPLIT_SEED}"
     return make_dataset("cifar10-valid", rule, splits, num_classes=10, flip=True, device=device)
 
 
@@ -148,10 +155,15 @@ def load_cifar10(data_dir: Path | None, download: bool, device: str | torch.devi
     return make_dataset("cifar10", "train set = train, test set = test", splits, num_classes=10, flip=True, device=device)
 
 
-def load_cifar100(data_dir: Path | None, download: bool, device: str | torch.device = "cpu") -> Dataset:
+def load_cifar100(data_dir: Path | None, download: bool, device: str | torch.device = "cpu",
+                  *, halves=None) -> Dataset:
     (train_x, train_y), (test_x, test_y) = _load_release(CIFAR100, data_dir, download)
-    valid, test = stratified_split(test_y, (0.5, 0.5), SPLIT_SEED)
+    if halves is None:
+        valid, test = stratified_split(test_y, (0.5, 0.5), SPLIT_SEED)
+        rule = f"train set = train, test set stratified valid/test 1/2 + 1/2, splitmix64 seed {SPLIT_SEED}"
+    else:  # cifar100-test-split.txt: xvalid, xtest
+        valid, test = halves.halves(len(test_y))
+        rule = f"train set = train, {halves.rule}"
     splits = {"train": make_split(train_x, train_y), "valid": make_split(test_x, test_y, valid),
               "test": make_split(test_x, test_y, test)}
-    rule = f"train set = train, test set stratified valid/test 1/2 + 1/2, splitmix64 seed {SPLIT_SEED}"
     return make_dataset("cifar100", rule, splits, num_classes=100, flip=True, device=device)

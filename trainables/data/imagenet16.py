@@ -9,6 +9,8 @@ files come from image-net.org (login, "Downsampled ImageNet 16x16").
 As NATS-Bench: keep the images whose label is 1..120 and map labels to 0..119 (151,700 train
 images); the 6,000 kept validation images -> 3K valid + 3K test. NATS-Bench used a fixed split file
 that is not shipped here; this split is stratified (25 + 25 per class) with ``SPLIT_SEED`` = 0.
+``load`` takes ``halves`` (a ``splits.NatsHalves``) to use NATS-Bench's
+imagenet-16-120-test-split.txt instead (one-shot searches, ``splits.search_dataset``).
 Flip: on (NATS-Bench flips ImageNet16-120). Crop padding 2.
 """
 
@@ -56,14 +58,19 @@ def _read_kept(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data[keep].reshape(-1, 3, 16, 16), labels[keep] - 1
 
 
-def load(data_dir: Path | None, download: bool, device: str | torch.device = "cpu") -> Dataset:
+def load(data_dir: Path | None, download: bool, device: str | torch.device = "cpu", *, halves=None) -> Dataset:
     """ImageNet16-120 with the fixed split rule (see the module docstring)."""
     folder = _folder(data_dir, download)
     parts = [_read_kept(folder / n) for n in TRAIN]
     train_x = np.concatenate([p[0] for p in parts])
     train_y = np.concatenate([p[1] for p in parts])
     val_x, val_y = _read_kept(folder / VALID)
-    valid, test = stratified_split(val_y, (0.5, 0.5), SPLIT_SEED)
+    if halves is None:
+        valid, test = stratified_split(val_y, (0.5, 0.5), SPLIT_SEED)
+        rule = RULE
+    else:  # xvalid, xtest index the 6,000 kept val images in file order, as NATS-Bench's ImageNet16
+        valid, test = halves.halves(len(val_y))
+        rule = f"labels 1..120 -> 0..119; {halves.rule}"
     splits = {"train": make_split(train_x, train_y), "valid": make_split(val_x, val_y, valid),
               "test": make_split(val_x, val_y, test)}
-    return make_dataset(NAME, RULE, splits, num_classes=KEEP_CLASSES, flip=True, device=device)
+    return make_dataset(NAME, rule, splits, num_classes=KEEP_CLASSES, flip=True, device=device)
