@@ -446,9 +446,9 @@ class NATSCompat:
         only the records it has loaded so far; the store knows them all at once."""
         if self._evaluated is None:
             present = np.zeros(get_space(self.space).size, bool)
-            for dataset in self._datasets:
+            for dataset in self._datasets:  # key columns only: no metric is read for this
                 for hp in self.bench.hps(self.space, dataset):
-                    present |= self._curves(dataset, hp)["train_acc"].present
+                    present[self.bench.archs(self.space, dataset, hp)] = True
             ok = self._to_project >= 0
             hit = np.zeros(len(self._to_project), bool)
             hit[ok] = present[self._to_project[ok]]

@@ -490,6 +490,10 @@ class Benchmark:
     # --- validation ---------------------------------------------------------------------------
     def _check_space(self, space: str) -> None:
         if space not in self.spaces():
+            damaged = [p for k, p in [*self._epochs.items(), *self._archs.items()] if k[0] == space]
+            if damaged:  # there, but every partition unusable: say why
+                raise UserError(f"space {space!r} of the store {self.root} cannot be used: "
+                                f"{damaged[0].empty_error()}")
             raise UserError(f"space {space!r} is not in the store {self.root}; it has: "
                             f"{', '.join(self.spaces()) or 'nothing'}")
 

@@ -200,6 +200,9 @@ def test_size_space_facade_matches(tmp_path):
     for hp in ("01", "90"):
         got = call_both(official, ours, "get_more_info", 1, "cifar10-valid", hp=hp, is_random=False)
         assert_same(got[1], got[0])
+        # the size space's text shows cifar10-valid's test set too
+        assert ours.query_by_arch(1, hp) == official.query_by_arch(1, hp)
+        assert "test : [" in ours.query_by_arch(1, hp).splitlines()[3]
 
 
 def test_bad_input_is_explained(apis, tmp_path):

@@ -327,6 +327,18 @@ def test_partitions_with_only_damaged_files_are_not_listed_and_name_their_files(
         bench.metrics("tss", "cifar10", 12, 0)
 
 
+def test_a_space_with_only_damaged_partitions_names_them(tmp_path):
+    folder = tmp_path / "epochs/space=sss/dataset=digits/hp=12"
+    folder.mkdir(parents=True)
+    (folder / "part-00000000000000000001-x.parquet").write_bytes(b"PAR1 not really")
+    bench = Benchmark.open(tmp_path)
+    with pytest.warns(UserWarning, match="x.parquet"):
+        with pytest.raises(UserError, match=r"space 'sss' of the store .* cannot be used: epochs "
+                                             r"partition space=sss/dataset=digits/hp=12 has no "
+                                             r"readable rows: .*x\.parquet are damaged"):
+            bench.datasets("sss")
+
+
 def test_a_damaged_partition_in_strict_mode_is_an_error_at_listing(tmp_path, epoch_rows):
     _, cut, _, _ = damaged_store(tmp_path, epoch_rows)
     bench = Benchmark.open(tmp_path, strict=True)
