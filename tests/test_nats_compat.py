@@ -381,6 +381,10 @@ def test_arch_results_views_answer_like_nats_bench_objects(apis):
         view.query("cifar10", 777).get_train(12)
     with pytest.raises(UserError, match="the store holds no trained weights"):
         view.get_net_param("cifar10")
+    with pytest.raises(UserError, match=r"key=\('cifar10', 999\) not in"):
+        view.query("cifar10", 999)
+    with pytest.raises(UserError, match="invalid dataset-name : ImageNet16-120"):
+        view.get_dataset_seeds("ImageNet16-120")
 
 
 def test_statistics_evaluated_indexes_and_unique_strings(apis):
