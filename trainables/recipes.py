@@ -8,6 +8,18 @@ field (``get_recipe("h0", epochs=48)``) gives a different hash.
 
 The learning rate is a pure function of the position in the schedule (:meth:`Recipe.lr_at`), so a
 resumed run needs nothing but its (epoch, iteration) counter to continue on the same schedule.
+
+The cosine steps once per epoch by default, as NATS-Bench's: xautodl's ``CosineAnnealingLR.get_lr``
+(xautodl/procedures/optimizers.py:81-107) reads only the integer ``current_epoch`` once warm-up is
+over (``current_iter`` enters the warm-up branch only, and every hyper-opts/*E.config has warmup
+0), so epoch e (0-based) trains at ``eta_min + (LR - eta_min) * (1 + cos(pi * e / T_max)) / 2``
+with ``T_max = epochs`` (optimizers.py:240), and eta_min is never reached within training.
+``lr_schedule_step="iteration"`` keeps the per-iteration cosine this project used before (the
+embedded digits benchmark was built with it).
+
+Recipes recorded before ``lr_schedule_step`` existed carry no such field and were all per
+iteration: :func:`recorded_recipe` reads them so, and the per-iteration recipe's hash leaves the
+field out, so the hashes those files record still name the same procedure.
 """
 
 from __future__ import annotations
@@ -21,14 +33,19 @@ from typing import Any, Mapping
 
 from spaces.errors import UserError
 
+LR_SCHEDULE_STEPS = ("epoch", "iteration")
+
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to train: SGD with Nesterov momentum and a cosine learning rate per iteration.
+    """How to train: SGD with Nesterov momentum and a cosine learning rate, no warm-up.
 
     ``augment`` switches on the data set's own augmentation (random flip and crop padding as the
     data set declares them: flips make no sense for digits, so the data set, not the recipe, says
-    whether to flip). ``lr_min`` is the value the cosine ends at after the last iteration.
+    whether to flip). ``lr_min`` is the cosine's floor (NATS-Bench's ``eta_min``): the lr after
+    the schedule's end. ``lr_schedule_step``: "epoch" (NATS-Bench; the lr is constant within an
+    epoch and the last epoch still trains above ``lr_min``) or "iteration" (the cosine moves every
+    batch and reaches ``lr_min`` during the last epoch).
     ``eval_batch_size`` only groups the evaluation (eval mode, so results do not depend on it
     beyond float rounding); large batches keep per-architecture overhead low.
     """
@@ -43,6 +60,7 @@ class Recipe:
     weight_decay: float = 5e-4
     augment: bool = True
     eval_batch_size: int = 2048
+    lr_schedule_step: str = "epoch"
 
     def __post_init__(self) -> None:
         # Validate here so that overrides coming from a CLI or a Tune config fail early and clearly.
@@ -57,6 +75,9 @@ class Recipe:
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (not (self.nesterov and self.momentum == 0), "nesterov needs momentum > 0"),
+            (self.lr_schedule_step in LR_SCHEDULE_STEPS,
+             f"lr_schedule_step must be one of {', '.join(LR_SCHEDULE_STEPS)}, got "
+             f"{self.lr_schedule_step!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -76,19 +97,33 @@ class Recipe:
 
     @property
     def hash(self) -> str:
-        """Short stable hash of the training procedure (the name is left out on purpose)."""
+        """Short stable hash of the training procedure (the name is left out on purpose).
+
+        A per-iteration recipe hashes without its ``lr_schedule_step``: that is the hash files
+        written before the field existed record, and they were all trained per iteration.
+        """
         fields = {k: v for k, v in self.to_dict().items() if k != "name"}
+        if fields["lr_schedule_step"] == "iteration":
+            del fields["lr_schedule_step"]
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def lr_at(self, epoch: int, iteration: int, iters_per_epoch: int) -> float:
         """Learning rate for the ``iteration``-th batch (0-based) of the ``epoch``-th epoch (0-based).
 
-        Cosine annealing from ``lr`` at the first iteration to ``lr_min`` after the last one,
-        stepped per iteration (as NATS-Bench) rather than per epoch.
+        Cosine annealing from ``lr`` to ``lr_min``. Per epoch (default) the lr of epoch e is the
+        reference's ``eta_min + (base - eta_min) * (1 + cos(pi * e / T_max)) / 2``, written in
+        the same order so that it equals xautodl's value to the last bit; from epoch ``epochs`` on
+        it is ``lr_min`` (optimizers.py:99-100). Per iteration, t runs over every batch of the
+        schedule and reaches 1 after the last one.
         """
         if iters_per_epoch < 1:
             raise ValueError("iters_per_epoch must be >= 1")
+        if self.lr_schedule_step == "epoch":
+            if epoch >= self.epochs:
+                return self.lr_min
+            return (self.lr_min + (self.lr - self.lr_min)
+                    * (1 + math.cos(math.pi * epoch / self.epochs)) / 2)
         total = self.epochs * iters_per_epoch
         t = min(epoch * iters_per_epoch + iteration, total) / total
         return self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * t))
@@ -127,3 +162,27 @@ def get_recipe(name: str | Recipe | Mapping[str, Any], **overrides: Any) -> Reci
     if unknown:
         raise UserError(f"unknown recipe field(s) {unknown}: valid fields are {list(_FIELDS)}")
     return dataclasses.replace(base, **overrides) if overrides else base
+
+
+def recorded_recipe(recorded: str | Mapping[str, Any]) -> Recipe:
+    """The Recipe a file's ``recipe`` metadata (JSON or dict, as ``store_metadata`` writes it) names.
+
+    A record without ``lr_schedule_step`` predates the field, when every schedule stepped per
+    iteration, so it reads as "iteration". The recorded ``hash`` is checked against the rebuilt
+    recipe's: a mismatch means the record was not written by this code (UserError).
+    """
+    try:
+        spec = dict(json.loads(recorded) if isinstance(recorded, str) else recorded)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"recorded recipe {recorded!r} is not a JSON object ({exc})") from None
+    recorded_hash = spec.pop("hash", None)
+    spec.setdefault("lr_schedule_step", "iteration")
+    unknown = sorted(set(spec) - set(_FIELDS) - {"name"})
+    if unknown or "name" not in spec or "epochs" not in spec:
+        raise UserError(f"recorded recipe {spec!r} was not written by trainables.recipes "
+                        f"(fields {unknown or 'name/epochs missing'})")
+    recipe = Recipe(**spec)
+    if recorded_hash is not None and recorded_hash != recipe.hash:
+        raise UserError(f"recorded recipe {spec!r} says hash {recorded_hash}, its fields hash to "
+                        f"{recipe.hash}")
+    return recipe
