@@ -126,3 +126,13 @@ def test_size_space_encodes_builds_and_counts():
     a = SSS.sample(rng)
     assert sum(x != y for x, y in zip(SSS.channels(a), SSS.channels(SSS.mutate(a, rng)))) == 1
     assert len(SSS.neighbours(a)) == 35
+
+
+def test_size_space_has_one_cell_per_stage_only():
+    # NATS-Bench's infer.shape.tiny: 5 layers = 3 one-cell stages + 2 reduction blocks.
+    net = SSS.build(SSS.parse("64:64:64:64:64"), 10)
+    assert len(net.cells) == 5
+    assert SSS.cost(SSS.parse("64:64:64:64:64"), 10, N=1) == SSS.cost(SSS.parse("64:64:64:64:64"))
+    for call in (SSS.build, SSS.cost):
+        with pytest.raises(UserError, match=r"sss: N=5, but the size space has one cell per stage"):
+            call(SSS.parse("64:64:64:64:64"), 10, N=5)
