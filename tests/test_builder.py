@@ -157,3 +157,52 @@ def test_help_names_the_cli(capsys):
         builder.main(["--help"])
     assert exit_.value.code == 0
     assert "python -m benchmark_data build" in capsys.readouterr().out
+
+
+SSS = spaces.get_space("sss")
+
+
+def sss_argv(tmp_path, *extra):
+    return ["--space", "sss", "--dataset", "digits", "--recipe", "h0", "--epochs", "1",
+            "--archs", str(arch_file(tmp_path, ["8:8:8:8:8"])), "--out", str(tmp_path / "store"),
+            "--workers", "0", "--quiet", *extra]
+
+
+def test_size_space_refuses_n_other_than_1(tmp_path, capsys):
+    assert builder.main(sss_argv(tmp_path, "--N", "5")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: sss: --N=5, but the size space has one cell per stage")
+    assert not (tmp_path / "store").exists()
+
+
+def test_size_space_builds_with_one_cell_per_stage_by_default(tmp_path):
+    out = tmp_path / "store"
+    assert builder.main(sss_argv(tmp_path)) == 0
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(next((out / "epochs").rglob("part-*.parquet"))).metadata
+    assert meta[b"skeleton"] == b'{"N": 1}'
+    ar = read(out, "archs")
+    assert ar["flops_m"].item() == pytest.approx(
+        SSS.cost(0, 10, input_size=8, in_channels=1)["flops_m"], rel=1e-6)
+
+
+def test_store_of_another_skeleton_or_recipe_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "store"
+    archs = arch_file(tmp_path, [SINGLE])
+    assert builder.main(argv(out, archs)) == 0
+    capsys.readouterr()
+    files = sorted(out.rglob("*.parquet"))
+    more = arch_file(tmp_path, [SINGLE, 3878], "more.txt")  # work left to do, still refused
+    other = argv(out, more)
+    other[other.index("--C") + 1] = "8"
+    assert builder.main(other) == 2
+    err = capsys.readouterr().err
+    assert "holds tss/digits rows of skeleton C=4 N=1" in err and "this run trains C=8 N=1" in err
+    assert "give another --out" in err
+    assert builder.main(argv(out, more, "--lr-schedule-step", "iteration")) == 2
+    err = capsys.readouterr().err
+    assert "hp=2 trained with another recipe" in err
+    assert "differ only in lr_schedule_step: the store's rows were trained with the cosine " \
+           "stepped per epoch, this run steps it per iteration" in err
+    assert sorted(out.rglob("*.parquet")) == files

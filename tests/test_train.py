@@ -156,3 +156,54 @@ def test_train_arch_under_tune_with_reused_actors_writes_its_rows(tmp_path):
     assert sorted(rows["arch_index"]) == sorted([TSS.parse(ARCH), TSS.parse(other)])
     assert set(rows["epoch"]) == {1} and set(rows["hp"].astype(int)) == {2}  # fidelity 1 of 2
     assert len(pd.read_parquet(tmp_path / "store" / "archs")) == 2
+
+
+def test_engine_trains_each_epoch_at_the_reference_lr(digits):
+    """The optimizer sees xautodl's per-epoch cosine (procedures/optimizers.py:91-96) at every
+    batch; lr_schedule_step="iteration" moves it every batch (the old schedule)."""
+    import math
+
+    seen = {}
+    for step in ("epoch", "iteration"):
+        e = TrainEngine("tss", ARCH, digits, get_recipe("h0", epochs=3, lr_schedule_step=step),
+                        0, C=4, N=1)
+        lrs, opt_step = [], e.optimizer.step
+        e.optimizer.step = lambda *a, **k: (lrs.append((e.epoch, e.optimizer.param_groups[0]["lr"])),
+                                            opt_step(*a, **k))[1]
+        for _ in range(3):
+            e.run_epoch()
+        seen[step] = lrs
+    ipe = math.ceil(len(digits.train) / 256)
+    want = [(ep, 0.0 + (0.1 - 0.0) * (1 + math.cos(math.pi * ep / 3)) / 2)
+            for ep in range(3) for _ in range(ipe)]
+    assert seen["epoch"] == want and seen["epoch"][-1][1] > 0.02
+    per_iter = [lr for _, lr in seen["iteration"]]
+    assert per_iter == [0.0 + (0.1 - 0.0) * 0.5 * (1.0 + math.cos(math.pi * (k / (3 * ipe))))
+                        for k in range(3 * ipe)]
+
+
+def test_train_arch_refuses_a_store_of_another_skeleton_before_training(tmp_path,
+                                                                       no_home_ray_results):
+    from trainables.train import TrainArch
+
+    first = TrainArch(config=config(tmp_path, fidelity=1))
+    first.train()
+    first.stop()
+    files = sorted(tmp_path.rglob("part-*.parquet"))
+    with pytest.raises(UserError) as err:
+        TrainArch(config=config(tmp_path, C=4))
+    assert "holds tss/digits rows of skeleton C=8 N=1" in str(err.value)
+    assert "this run trains C=4 N=1" in str(err.value)
+    assert sorted(tmp_path.rglob("part-*.parquet")) == files
+
+
+def test_train_arch_defaults_the_size_space_to_one_cell_per_stage(tmp_path, no_home_ray_results):
+    from trainables.train import TrainArch
+
+    cfg = {**config(tmp_path, space="sss", arch="8:8:8:8:8"), "C": 16}
+    del cfg["N"]
+    trial = TrainArch(config=cfg)
+    assert trial.cfg.N == 1 and len(trial.engine.model.cells) == 5
+    trial.stop()
+    with pytest.raises(UserError, match="sss: N=5, but the size space has one cell per stage"):
+        TrainArch(config={**cfg, "N": 5})

@@ -26,6 +26,12 @@ eval-mode forwards of one batch of ``batch_size`` images on one CPU thread, afte
 measured on the representative and copied to its members. ``archs`` rows are only written for
 architectures the store does not have yet.
 
+Skeleton and recipe: ``--N`` defaults to 5 (NATS-Bench's tss skeleton); the size space has one
+cell per stage only, so sss defaults to 1 and refuses any other N. A store (``--out``) whose
+(space, dataset) files record another skeleton, or whose (space, dataset, hp) files record another
+recipe hash, is refused before anything is planned: neither is a key column, so those rows would
+count as done. The embedded digits benchmark was trained with ``--lr-schedule-step iteration``.
+
 Resuming: rerunning the same command skips every (arch, seed) whose epochs are all in the store
 and never writes a key twice (a chunk's fragment appears atomically, so an interrupted build loses
 at most the chunks in flight). Work is shuffled (seeded) so the ETA is representative early on.
@@ -62,12 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="h0", help="training recipe: h0, h1 or h2 (default h0)")
     p.add_argument("--epochs", type=int, default=None,
                    help="override the recipe's length (becomes the store's hp), e.g. 48")
+    p.add_argument("--lr-schedule-step", choices=("epoch", "iteration"), default=None,
+                   help="cosine lr stepped per epoch (the recipes' default, as NATS-Bench) or per "
+                        "iteration (how the embedded digits benchmark was built)")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
     p.add_argument("--archs", default="all",
                    help="all | unique | N (random classes) | FILE of arch indices/strings")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the --archs N draw")
     p.add_argument("--C", type=int, default=16, help="skeleton channels (default 16)")
-    p.add_argument("--N", type=int, default=5, help="cells per stage (default 5)")
+    p.add_argument("--N", type=int, default=None,
+                   help="cells per stage (default 5 for tss, as NATS-Bench; sss has 1 only)")
     p.add_argument("--out", required=True, help="store root folder (created if missing)")
     p.add_argument("--workers", type=int, default=2,
                    help="parallel Ray tasks, one CPU each (0: run in this process, no Ray)")
@@ -213,10 +223,12 @@ def run_chunk(spec: dict[str, Any], units: list[Unit]) -> dict[str, float]:
     # finds these archs rows present and does not write them again.
     if arch_rows:
         write_fragment(spec["out"], "archs", pd.DataFrame(arch_rows),
-                       metadata=store_metadata("archs", recipe, dataset, C=C, N=N, extra=extra))
+                       metadata=store_metadata("archs", recipe, dataset, C=C, N=N, extra=extra,
+                                               space=space))
     if epoch_rows:
         write_fragment(spec["out"], "epochs", pd.DataFrame(epoch_rows),
-                       metadata=store_metadata("epochs", recipe, dataset, C=C, N=N, extra=extra))
+                       metadata=store_metadata("epochs", recipe, dataset, C=C, N=N, extra=extra,
+                                               space=space))
     return {"archs": sum(len(u[2]) for u in units), "trained": len(units), "train_s": t_train,
             "task_s": time.perf_counter() - t_task}
 
@@ -224,16 +236,25 @@ def run_chunk(spec: dict[str, Any], units: list[Unit]) -> dict[str, float]:
 def build(args: argparse.Namespace) -> dict[str, float]:
     """Plan, then run the chunks on Ray (or in-process) with a progress bar; returns figures."""
     from trainables.recipes import get_recipe
-    from trainables.train import cached_dataset, get_space, stored_archs, stored_epochs
+    from trainables.train import (cached_dataset, check_store, default_N, get_space, stored_archs,
+                                  stored_epochs)
 
     t_start = time.perf_counter()
     space = get_space(args.space)
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    if getattr(args, "lr_schedule_step", None) is not None:
+        overrides["lr_schedule_step"] = args.lr_schedule_step
     recipe = get_recipe(args.recipe, **overrides)
     seeds = _parse_seeds(args.seeds)
+    if args.N is None:
+        args.N = default_N(space)
     for name in ("C", "N"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if space.name == "sss":
+        from spaces.nats_size import check_cells_per_stage
+
+        check_cells_per_stage(args.N, "--N")
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0 (0 = no Ray), got {args.workers}")
     if args.chunk_size is not None and args.chunk_size < 1:
@@ -241,6 +262,10 @@ def build(args: argparse.Namespace) -> dict[str, float]:
     classes, every_member = select_classes(space, args.archs, args.sample_seed)
     dataset = cached_dataset(args.dataset, args.data_dir)  # UserError early for bad names/files
     out = Path(args.out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder (it is created when missing)")
+    # Before planning: rows of another skeleton or recipe would count as done (same keys).
+    check_store(out, space, dataset.name, recipe, C=args.C, N=args.N, flag="--out")
     out.mkdir(parents=True, exist_ok=True)
     stored = stored_epochs(out, space.name, dataset.name, recipe.hp)
     units = plan(space, classes, every_member, seeds, recipe.hp, stored,

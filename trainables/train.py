@@ -16,7 +16,11 @@ Why the engine looks the way it does:
     ``Recipe.lr_at``);
   * the initial weights come from ``seed`` alone (torch's global RNG is forked and seeded around
     the network build), so an architecture trained in a builder process after 500 others starts
-    from the same weights as one trained alone.
+    from the same weights as one trained alone;
+  * the skeleton (C, N) and the recipe are not key columns of the store, so rows of another
+    skeleton or recipe under the same key would be skipped as already present: writers call
+    ``check_store`` before training (``stored`` rows of a different procedure are refused, never
+    silently kept in place of the new ones).
 """
 
 from __future__ import annotations
@@ -57,6 +61,17 @@ def get_space(name: Any):
 def cached_dataset(name: str, data_dir: str | None = None, device: str = "cpu") -> Dataset:
     """One loaded copy of a dataset per process (builder workers train thousands of nets on it)."""
     return load_dataset(name, data_dir, device=device)
+
+
+def default_N(space: Any) -> int:
+    """Cells per stage when none is given: NATS-Bench's 5 for tss, the size space's only 1 for sss."""
+    return 1 if get_space(space).name == "sss" else 5
+
+
+def skeleton(space: Any, C: int, N: int) -> dict[str, int]:
+    """The skeleton a file records: {"C", "N"}; only {"N"} for sss, whose channels are the
+    architecture (C is ignored there), as the importer records NATS-Bench's sss files."""
+    return {"N": int(N)} if get_space(space).name == "sss" else {"C": int(C), "N": int(N)}
 
 
 def _seed_of(seed: int, stream: int) -> int:
@@ -241,12 +256,13 @@ def arch_row(space: Any, arch_index: int, dataset: Dataset, *, C: int, N: int, i
 
 
 def store_metadata(table: str, recipe: Recipe, dataset: Dataset, *, C: int, N: int,
-                   extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+                   extra: Mapping[str, Any] | None = None, space: Any = None) -> dict[str, str]:
     """Provenance of a fragment: recipe (with its hash), skeleton, data fingerprint, code."""
     from benchmark_data import schema
 
     return schema.provenance(
-        table, recipe={**recipe.to_dict(), "hash": recipe.hash}, skeleton={"C": C, "N": N},
+        table, recipe={**recipe.to_dict(), "hash": recipe.hash},
+        skeleton=skeleton(space, C, N) if space is not None else {"C": C, "N": N},
         dataset_fingerprint=dataset.fingerprint,
         extra={k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
                for k, v in (extra or {}).items()})
@@ -292,6 +308,87 @@ def stored_archs(root: str | Path, space: str, dataset: str) -> set[int]:
     return out
 
 
+def check_store(root: str | Path, space: Any, dataset: str, recipe: Recipe, *, C: int, N: int,
+                flag: str = "--store") -> None:
+    """UserError when the store holds rows this run's rows must not be mixed with.
+
+    Refused: an ``archs`` or ``epochs`` file of (space, dataset) recording another skeleton (the
+    costs and the curves of one key would come from two networks), and an ``epochs`` file of
+    (space, dataset, hp) recording another recipe hash (a run with another schedule of the same
+    length). Neither is a key column, so the writers would skip the new rows of every key already
+    present and keep the old ones. Reads file footers only; files recording no skeleton or hash
+    (imported tables, rows written without provenance) and unreadable files (the reader reports
+    those) are not judged.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmark_data import schema
+
+    space = get_space(space)
+    mine = skeleton(space, C, N)
+    root = Path(root)
+    for table, values in (("archs", {"space": space.name, "dataset": dataset}),
+                          ("epochs", {"space": space.name, "dataset": dataset, "hp": recipe.hp})):
+        for path in schema.list_fragments(schema.partition_path(root, table, values)):
+            try:
+                meta = pq.read_schema(path).metadata or {}
+            except (OSError, pa.ArrowException):  # gone (compacted meanwhile) or corrupt
+                continue
+            theirs = _recorded_skeleton(meta.get(b"skeleton"), space)
+            if theirs is not None and theirs != mine:
+                raise UserError(
+                    f"{flag} {root} holds {space.name}/{dataset} rows of skeleton "
+                    f"{_skeleton_text(theirs)} ({path.relative_to(root)}), this run trains "
+                    f"{_skeleton_text(mine)}; the skeleton is not part of the store's key, so the "
+                    f"two could not be told apart and rows already there would be kept instead "
+                    f"of the new ones: give another {flag} (or train {_skeleton_text(theirs)})")
+            if table == "epochs":
+                _check_recipe(meta.get(b"recipe"), recipe, root, path, flag)
+
+
+def _recorded_skeleton(raw: bytes | None, space: Any) -> dict[str, int] | None:
+    """A file's skeleton in ``skeleton()``'s form, or None when it records none."""
+    try:
+        sk = json.loads(raw) if raw else {}
+        if space.name == "sss":  # files written before skeleton() also recorded the unused C
+            return {"N": int(sk["N"])} if "N" in sk else None
+        return {"C": int(sk["C"]), "N": int(sk["N"])} if {"C", "N"} <= set(sk) else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _skeleton_text(sk: Mapping[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(sk.items()))
+
+
+def _check_recipe(raw: bytes | None, recipe: Recipe, root: Path, path: Path, flag: str) -> None:
+    from trainables.recipes import recorded_recipe
+
+    try:
+        spec = json.loads(raw) if raw else {}
+    except ValueError:
+        return
+    theirs = spec.get("hash") if isinstance(spec, dict) else None
+    if theirs is None or theirs == recipe.hash:
+        return
+    hint = ""
+    try:
+        old = recorded_recipe(spec)
+        if old.lr_schedule_step != recipe.lr_schedule_step and \
+                get_recipe(old, lr_schedule_step=recipe.lr_schedule_step).hash == recipe.hash:
+            hint = (f"; the two differ only in lr_schedule_step: the store's rows were trained with "
+                    f"the cosine stepped per {old.lr_schedule_step}, this run steps it per "
+                    f"{recipe.lr_schedule_step}")
+    except UserError:
+        pass
+    raise UserError(
+        f"{flag} {root} holds rows of hp={recipe.hp} trained with another recipe (hash {theirs}, "
+        f"{path.relative_to(root)}) than this run's {recipe.name!r} (hash {recipe.hash}){hint}. "
+        f"The recipe is not part of the store's key, so rows already there would be kept instead "
+        f"of the new ones: give another {flag}, or train with the store's recipe")
+
+
 # --- the Ray Tune trainable ------------------------------------------------------------------------
 class _Config:
     """A TrainArch config resolved and checked once (UserError naming the bad key otherwise)."""
@@ -311,7 +408,8 @@ class _Config:
         self.data_dir = None if data_dir is None else str(_absolute(data_dir))
         self.recipe = get_recipe(config.get("recipe", "h0"))
         self.seed = int(config.get("seed", 0))
-        self.C, self.N = int(config.get("C", 16)), int(config.get("N", 5))
+        self.C = int(config.get("C", 16))
+        self.N = int(config.get("N", default_N(self.space)))
         store = config.get("store")
         self.store = None if store is None else _absolute(store)
         fidelity = config.get("fidelity")
@@ -352,7 +450,7 @@ class _TrainArchMixin:
 
     Config keys: space ("tss"), arch (index or canonical string; or the space's decisions as a
     searcher proposes them), dataset ("digits"), data_dir, recipe (name or {"name", overrides}),
-    seed (0), C (16), N (5), store (root folder or None), fidelity (epochs to train within the
+    seed (0), C (16), N (5; sss: 1, its only value), store (root folder or None), fidelity (epochs to train within the
     recipe's schedule; default all), threads (torch threads, 1), device (cuda if available).
 
     Rows reach the store as one fragment per trial: they are kept in memory (and in every
@@ -364,6 +462,9 @@ class _TrainArchMixin:
 
     def setup(self, config: dict) -> None:
         self.cfg = _Config(config)
+        if self.cfg.store is not None:  # before any training: rows that could not be kept
+            check_store(self.cfg.store, self.cfg.space, self.cfg.dataset_name, self.cfg.recipe,
+                        C=self.cfg.C, N=self.cfg.N, flag="store")
         torch.set_num_threads(max(1, self.cfg.threads))
         dataset = cached_dataset(self.cfg.dataset_name, self.cfg.data_dir,
                                  "cpu" if self.cfg.device == "cpu" else self.cfg.device)
@@ -419,9 +520,9 @@ class _TrainArchMixin:
             row = arch_row(engine.space, engine.arch_index, engine.dataset, C=cfg.C, N=cfg.N,
                            iso_class=iso, latency_ms=engine.latency_ms(cfg.recipe.batch_size))
             write_fragment(cfg.store, "archs", pd.DataFrame([row]), metadata=store_metadata(
-                "archs", cfg.recipe, engine.dataset, C=cfg.C, N=cfg.N))
+                "archs", cfg.recipe, engine.dataset, C=cfg.C, N=cfg.N, space=engine.space))
         if rows:
             write_fragment(cfg.store, "epochs", pd.DataFrame(rows), metadata=store_metadata(
                 "epochs", cfg.recipe, engine.dataset, C=cfg.C, N=cfg.N,
-                extra={"seeds": [engine.seed], "writer": "TrainArch"}))
+                extra={"seeds": [engine.seed], "writer": "TrainArch"}, space=engine.space))
         self.flushed.update(r["epoch"] for r in pending)
