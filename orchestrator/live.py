@@ -32,7 +32,12 @@ Choices that are not obvious:
     ``archs``) through TrainArch; the experiment folder ``<out>/live/<experiment>/`` holds Ray's
     files, ``live_settings.json`` and ``trials.parquet`` (one row per trial, see TRIAL_COLUMNS).
   * Everything a user can get wrong is checked before Ray starts and before anything is written
-    (the data set is loaded once in the driver for that reason).
+    (the data set is loaded once in the driver for that reason). That includes a ``--store``
+    whose rows of this space and dataset were trained with another skeleton (C, N) or, at this
+    hp, another recipe (``trainables.train.check_store``): neither is a key column, so the
+    trials would train and then find every key they share with those rows taken.
+  * The size space has one cell per stage only (NATS-Bench's ``infer.shape.tiny``): ``--N``
+    defaults to 1 there and any other value is refused; tss keeps NATS-Bench's N=5.
   * On a multi-node cluster (``--address``) the store and the experiment folder must be on a
     file system every node sees: trials write their rows and checkpoints from where they run.
 
@@ -110,10 +115,11 @@ class LiveSettings:
     max_concurrent: int | None
     max_failures: int
     gpus_per_trial: float
+    lr_schedule_step: str = "epoch"  # the recipe's cosine step (trainables.recipes)
 
     def recipe_spec(self) -> dict[str, Any]:
-        """The recipe as a TrainArch config carries it: the name plus the (possibly new) length."""
-        return {"name": self.recipe, "epochs": self.epochs}
+        """The recipe as a TrainArch config carries it: name, (possibly new) length, cosine step."""
+        return {"name": self.recipe, "epochs": self.epochs, "lr_schedule_step": self.lr_schedule_step}
 
     def trial_constants(self) -> dict[str, Any]:
         """The config keys every trial shares (the searcher adds its decisions and fidelity)."""
@@ -129,6 +135,9 @@ class LiveSettings:
     def from_file(cls, path: Path) -> "LiveSettings":
         try:
             data = json.loads(path.read_text())
+            # Settings saved before the field existed come from runs whose cosine stepped per
+            # iteration (the only schedule then): resuming one must keep it.
+            data.setdefault("lr_schedule_step", "iteration")
             return cls(**data)
         except (OSError, ValueError, TypeError) as exc:
             raise UserError(f"cannot read the experiment settings {path} ({exc}); the folder was "
@@ -177,9 +186,14 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
         raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     _at_least("--trials", args.trials, 1)
     C = 16 if args.C is None else args.C  # NATS-Bench's skeleton unless told otherwise
-    N = 5 if args.N is None else args.N
+    # sss has one cell per stage and nothing else (spaces/nats_size.py); tss: NATS-Bench's 5.
+    N = (1 if args.space == "sss" else 5) if args.N is None else args.N
     _at_least("--C", C, 1)
     _at_least("--N", N, 1)
+    if args.space == "sss":
+        from spaces.nats_size import check_cells_per_stage
+
+        check_cells_per_stage(N, "--N")
     _at_least("--max-failures", args.max_failures, 0)
     if args.max_concurrent is not None:
         _at_least("--max-concurrent", args.max_concurrent, 1)
@@ -192,7 +206,10 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
                         f"epochs), so it cannot run under --scheduler {args.scheduler}; use "
                         "--scheduler fifo (the default), or asha/hyperband with another searcher")
     _folder_flag("--store", args.store)
-    recipe = get_recipe(args.recipe, **({} if args.epochs is None else {"epochs": args.epochs}))
+    # getattr: orchestrate.py may offer no --lr-schedule-step flag; the recipe's default then.
+    step = getattr(args, "lr_schedule_step", None)
+    recipe = get_recipe(args.recipe, **({} if args.epochs is None else {"epochs": args.epochs}),
+                        **({} if step is None else {"lr_schedule_step": step}))
     experiment = args.experiment or time.strftime(
         f"live-{args.searcher}-{args.space}-{dataset}-%Y%m%d-%H%M%S")
     return LiveSettings(
@@ -201,7 +218,7 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
         recipe=recipe.name, epochs=recipe.epochs, trials=args.trials, scheduler=args.scheduler,
         store=str(_absolute(args.store)), C=C, N=N, seed=args.seed,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-        gpus_per_trial=float(args.gpus_per_trial))
+        gpus_per_trial=float(args.gpus_per_trial), lr_schedule_step=recipe.lr_schedule_step)
 
 
 def _at_least(flag: str, value: int, minimum: int) -> None:
@@ -218,6 +235,15 @@ def _folder_flag(flag: str, path: str | Path) -> None:
 
 def _absolute(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
+
+
+def check_store(settings: LiveSettings) -> None:
+    """UserError before any training when --store holds rows of another skeleton or recipe."""
+    from trainables.recipes import get_recipe
+    from trainables.train import check_store as check
+
+    check(settings.store, settings.space, settings.dataset, get_recipe(settings.recipe_spec()),
+          C=settings.C, N=settings.N, flag="--store")
 
 
 def check_dataset(settings: LiveSettings) -> None:
@@ -318,6 +344,7 @@ def prepare(args: argparse.Namespace) -> tuple[LiveSettings, Path]:
         if exp_dir.exists():
             raise UserError(f"experiment folder {exp_dir} exists already; continue it with "
                             "--resume or choose another --experiment")
+        check_store(settings)
         return settings, exp_dir
     if not args.experiment:
         raise UserError("--resume needs --experiment NAME: the experiment to continue (a folder "
@@ -328,7 +355,9 @@ def prepare(args: argparse.Namespace) -> tuple[LiveSettings, Path]:
     if not (exp_dir / SETTINGS_FILE).is_file() or not tune.Tuner.can_restore(exp_dir):
         raise UserError(f"nothing to resume at {exp_dir}: no live experiment was started there; "
                         "check --out and --experiment, or drop --resume")
-    return LiveSettings.from_file(exp_dir / SETTINGS_FILE), exp_dir
+    settings = LiveSettings.from_file(exp_dir / SETTINGS_FILE)
+    check_store(settings)  # rows written into the store meanwhile by another run
+    return settings, exp_dir
 
 
 def run_live(settings: LiveSettings, exp_dir: Path, *, resume: bool = False,
@@ -437,7 +466,7 @@ def write_trials(trials, settings: LiveSettings, exp_dir: Path) -> Path:
     # The runs table's provenance (objective feedback, fidelity fidelity); its time column is
     # the simulated clock, which a live run does not have: here it is the recorded training time.
     meta = {**provenance("runs", recipe=settings.recipe_spec(),
-                         skeleton={"C": settings.C, "N": settings.N},
+                         skeleton=_skeleton(settings),
                          extra={"experiment": settings.experiment, "settings": settings.to_json(),
                                 "columns": json.dumps(TRIAL_COLUMNS)}),
             "time_column": "train_time_s"}
@@ -447,6 +476,12 @@ def write_trials(trials, settings: LiveSettings, exp_dir: Path) -> Path:
     path = exp_dir / TRIALS_FILE
     _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
     return path
+
+
+def _skeleton(settings: LiveSettings) -> dict[str, int]:
+    # as trainables.train.skeleton, without importing torch: sss has no C (its channels are the
+    # architecture)
+    return {"N": settings.N} if settings.space == "sss" else {"C": settings.C, "N": settings.N}
 
 
 def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
@@ -462,7 +497,8 @@ def format_summary(outcome: LiveOutcome) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in df["status"].value_counts().items())
     lines = [f"\nlive search {s.experiment}: {len(df)} trial(s) of {s.trials} ({counts}), "
              f"{int(df['epochs'].sum())} epoch(s) trained; searcher {s.searcher}, scheduler "
-             f"{s.scheduler}, recipe {s.recipe} ({s.epochs} epochs), {s.dataset}, C={s.C} N={s.N}"]
+             f"{s.scheduler}, recipe {s.recipe} ({s.epochs} epochs), {s.dataset}, "
+             + " ".join(f"{k}={v}" for k, v in sorted(_skeleton(s).items()))]
     best = best_trial(df)
     if best is None:
         lines.append("no trial reported a result")

@@ -7,6 +7,7 @@ session runs two searchers in well under a minute of CPU time. They run in-proce
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -84,6 +85,7 @@ def test_every_mode_flag_is_a_flag_of_the_cli():
     (["--store", "{tmp}/afile"], "afile is a file; give a folder"),
     (["--out", "{tmp}/afile"], "afile is a file; give a folder"),
     (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "CIFAR-10 not found"),
+    (["--space", "sss", "--N", "5"], "sss: --N=5, but the size space has one cell per stage"),
 ])
 def test_bad_live_input_exits_2_with_one_clear_message_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "empty").mkdir()
@@ -106,6 +108,47 @@ def test_an_existing_experiment_is_not_overwritten(tmp_path):
     (tmp_path / "out" / "live" / "x").mkdir(parents=True)
     code, _, err = cli(*TINY, "--out", str(tmp_path / "out"), "--experiment", "x")
     assert code == 2 and "exists already; continue it with --resume" in err
+
+
+def test_cells_per_stage_default_to_nats_bench_for_each_space(tmp_path):
+    from orchestrator.live import settings_from_args
+
+    parse = orchestrate.build_parser().parse_args
+    base = ["--mode", "train", "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s")]
+    assert settings_from_args(parse([*base, "--space", "sss"])).N == 1
+    assert settings_from_args(parse([*base, "--space", "tss"])).N == 5
+    settings = settings_from_args(parse(base))
+    assert settings.lr_schedule_step == "epoch"
+    assert settings.recipe_spec()["lr_schedule_step"] == "epoch"
+    # Settings saved before the field existed come from per-iteration runs; resuming keeps that.
+    data = {k: v for k, v in json.loads(settings.to_json()).items() if k != "lr_schedule_step"}
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert LiveSettings.from_file(tmp_path / "old.json").lr_schedule_step == "iteration"
+
+
+def test_a_store_of_another_skeleton_or_recipe_is_refused_before_training(tmp_path):
+    """Rows of another skeleton (or recipe) share the store's keys: the trials would train and
+    then write nothing, so the run is refused before Ray starts and writes nothing."""
+    from trainables import builder
+
+    store = tmp_path / "store"
+    archs = tmp_path / "archs.txt"
+    archs.write_text("3877\n")
+    assert builder.main(["--space", "tss", "--dataset", "digits", "--epochs", "1", "--archs",
+                         str(archs), "--C", "8", "--N", "1", "--out", str(store),
+                         "--lr-schedule-step", "iteration", "--workers", "0", "--quiet"]) == 0
+    files = sorted(store.rglob("*.parquet"))
+    # another skeleton, even at another hp: the archs partition (costs) is shared
+    code, out, err = cli(*TINY, "--out", str(tmp_path / "out"), "--store", str(store))
+    assert code == 2, (out, err)
+    assert err.startswith(f"error: --store {store} holds tss/digits rows of skeleton C=8 N=1")
+    assert "this run trains C=4 N=1" in err and "give another --store" in err
+    # the same skeleton and length with the old per-iteration cosine: another recipe
+    code, out, err = cli("--mode", "train", "--C", "8", "--N", "1", "--epochs", "1", "--quiet",
+                         "--out", str(tmp_path / "out"), "--store", str(store))
+    assert code == 2, (out, err)
+    assert "hp=1 trained with another recipe" in err and "stepped per iteration" in err
+    assert sorted(store.rglob("*.parquet")) == files and not (tmp_path / "out").exists()
 
 
 def test_the_script_itself_exits_2(tmp_path):
