@@ -207,3 +207,20 @@ def test_train_arch_defaults_the_size_space_to_one_cell_per_stage(tmp_path, no_h
     trial.stop()
     with pytest.raises(UserError, match="sss: N=5, but the size space has one cell per stage"):
         TrainArch(config={**cfg, "N": 5})
+
+
+def test_the_embedded_store_accepts_only_its_own_per_iteration_recipe():
+    """Its files predate lr_schedule_step; resuming it needs the per-iteration recipe."""
+    from pathlib import Path
+
+    from trainables.train import check_store
+
+    embedded = Path(__file__).resolve().parents[1] / "benchmark_data" / "embedded"
+    for epochs in (12, 48):
+        check_store(embedded, "tss", "digits",
+                    get_recipe("h0", epochs=epochs, lr_schedule_step="iteration"), C=8, N=1)
+    with pytest.raises(UserError, match="differ only in lr_schedule_step"):
+        check_store(embedded, "tss", "digits", get_recipe("h0"), C=8, N=1)
+    with pytest.raises(UserError, match="rows of skeleton C=8 N=1"):
+        check_store(embedded, "tss", "digits", get_recipe("h0", lr_schedule_step="iteration"),
+                    C=16, N=5)
