@@ -194,6 +194,9 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
         from spaces.nats_size import check_cells_per_stage
 
         check_cells_per_stage(N, "--N")
+        if args.C is not None:  # it would be ignored: never silently
+            raise UserError(f"--C {args.C}: the size space's channels are the architecture "
+                            "(five channel counts), it has no C; drop --C for --space sss")
     _at_least("--max-failures", args.max_failures, 0)
     if args.max_concurrent is not None:
         _at_least("--max-concurrent", args.max_concurrent, 1)

@@ -173,6 +173,9 @@ def test_size_space_refuses_n_other_than_1(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: sss: --N=5, but the size space has one cell per stage")
     assert not (tmp_path / "store").exists()
+    assert builder.main(sss_argv(tmp_path, "--C", "8")) == 2
+    assert "error: --C 8: the size space's channels are the architecture" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
 
 
 def test_size_space_builds_with_one_cell_per_stage_by_default(tmp_path):

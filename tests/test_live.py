@@ -86,6 +86,7 @@ def test_every_mode_flag_is_a_flag_of_the_cli():
     (["--out", "{tmp}/afile"], "afile is a file; give a folder"),
     (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "CIFAR-10 not found"),
     (["--space", "sss", "--N", "5"], "sss: --N=5, but the size space has one cell per stage"),
+    (["--space", "sss", "--C", "8"], "--C 8: the size space's channels are the architecture"),
 ])
 def test_bad_live_input_exits_2_with_one_clear_message_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "empty").mkdir()

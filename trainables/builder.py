@@ -75,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", default="all",
                    help="all | unique | N (random classes) | FILE of arch indices/strings")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the --archs N draw")
-    p.add_argument("--C", type=int, default=16, help="skeleton channels (default 16)")
+    p.add_argument("--C", type=int, default=None,
+                   help="skeleton channels (default 16; not for sss, whose channels are the "
+                        "architecture)")
     p.add_argument("--N", type=int, default=None,
                    help="cells per stage (default 5 for tss, as NATS-Bench; sss has 1 only)")
     p.add_argument("--out", required=True, help="store root folder (created if missing)")
@@ -246,6 +248,11 @@ def build(args: argparse.Namespace) -> dict[str, float]:
         overrides["lr_schedule_step"] = args.lr_schedule_step
     recipe = get_recipe(args.recipe, **overrides)
     seeds = _parse_seeds(args.seeds)
+    if space.name == "sss" and args.C is not None:  # it would be ignored: never silently
+        raise UserError(f"--C {args.C}: the size space's channels are the architecture (five "
+                        "channel counts), it has no C; drop --C for --space sss")
+    if args.C is None:
+        args.C = 16
     if args.N is None:
         args.N = default_N(space)
     for name in ("C", "N"):
