@@ -12,6 +12,7 @@ This file only parses arguments, builds the experiment and dispatches; the work 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -133,8 +134,10 @@ def _run(args: argparse.Namespace) -> int:
         return run_live_cli(args)
     from benchmark_data.reader import Benchmark
     from benchmark_data.schema import provenance
-    from orchestrator.experiment import (RunSpec, choose_dataset, default_budget, run_experiment, runs_table, summarize,
-                                         write_runs)
+    from orchestrator.experiment import (RunSpec, check_new_experiment, choose_dataset, curves_table, default_budget,
+                                         resolved_knobs, run_experiment, runs_table, summarize,
+                                         unique_experiment_name, write_curves, write_runs)
+    from orchestrator.protocol import NATS_STD_DDOF
     from orchestrator.simulator import SimTable, parse_budget
     from spaces import UserError
 
@@ -155,44 +158,64 @@ def _run(args: argparse.Namespace) -> int:
     names = list(SIMULATED_SEARCHERS) if args.searcher == "all" else [args.searcher]
     specs = [RunSpec(n, budget, args.workers) for n in names]
     seeds = list(range(args.seed, args.seed + args.runs))
-    experiment = args.experiment or f"{args.searcher}-{args.space}-{dataset}-{budget}".replace(" ", "") + \
-        time.strftime("-%Y%m%d-%H%M%S")
+    experiment = args.experiment or unique_experiment_name(f"{args.searcher}-{args.space}-{dataset}-{budget}")
+    check_new_experiment(args.out, experiment)
+    knobs = {spec.searcher: resolved_knobs(table, spec) for spec in specs}
 
     print(f"benchmark: {bench.root}")
     print(f"space {args.space}, dataset {dataset}: feedback {table.feedback_source} at hp={table.feedback_hp}, "
           f"final value {table.final_source} at hp={table.final_hp}")
     for note in table.notes:
         print(f"note: {note}")
+    if table.min_fidelity == table.num_epochs and "bohb" in names:
+        print(f"note: only epoch {table.num_epochs} of hp={table.feedback_hp} is recorded, so BOHB has one fidelity: "
+              "it runs its model over that fidelity (no HyperBand brackets)")
     print(f"budget: {budget} per run ({why}); {args.runs} run(s) x {len(names)} searcher(s), {args.workers} worker(s)")
 
     started = time.perf_counter()
     runs = run_experiment(table, specs, seeds, address=args.address, parallel=args.parallel, progress=not args.quiet)
     elapsed = time.perf_counter() - started
     df = runs_table(runs, table, experiment, budget)
+    skeleton = json.loads(bench.metadata(args.space, table.feedback_dataset, table.feedback_hp).get("skeleton") or "{}")
     meta = provenance("runs", recipe={"feedback": table.feedback_source, "feedback_hp": table.feedback_hp,
+                                      "feedback_dataset": table.feedback_dataset,
                                       "final": table.final_source, "final_hp": table.final_hp},
+                      skeleton=skeleton,
+                      dataset_fingerprint=bench.dataset_fingerprint(args.space, table.feedback_dataset,
+                                                                    table.feedback_hp),
                       extra={"experiment": experiment, "benchmark": str(bench.root), "budget": str(budget),
-                             "seeds": f"{seeds[0]}..{seeds[-1]}", "workers": str(args.workers)})
+                             "seeds": f"{seeds[0]}..{seeds[-1]}", "workers": str(args.workers),
+                             "knobs": json.dumps(knobs, sort_keys=True, default=str),
+                             "incumbent": "nats (best feedback over all evaluations)"})
     paths = write_runs(args.out, df, meta)
+    curve_path = write_curves(args.out, experiment, curves_table(runs, budget), meta)
 
-    summary = summarize(runs, table)
+    summary = summarize(runs, table, budget)
     best_str = table.space.to_str(table.best_arch)
     print(f"\nbest architecture in the benchmark: {best_str}  ({table.final_source} {table.best_final:.2f} %)")
-    print(_format_summary(summary, dataset))
+    print(_format_summary(summary, dataset, budget, NATS_STD_DDOF))
     if args.runs == 1 and len(names) == 1:
         found = int(runs["best_arch_index"].iloc[-1])
         print(f"\nfound: {table.space.to_str(found)}  (index {found}, {table.final_source} at hp={table.final_hp}: "
               f"{table.final[found]:.2f} %)")
-    print(f"\nwall time {elapsed:.2f} s; runs table: {paths[0].parent if paths else args.out}")
+    print(f"\nwall time {elapsed:.2f} s; runs table: {paths[0].parent if paths else args.out}"
+          + (f"; curves: {curve_path}" if curve_path else ""))
     return 0
 
 
-def _format_summary(summary, dataset: str) -> str:
-    lines = [f"{'searcher':<10} {'dataset':<16} {'runs':>5} {'final test acc':>17} {'regret':>8} "
+def _format_summary(summary, dataset: str, budget, ddof: int) -> str:
+    import numpy as np
+
+    at = "at the budget, interpolated" if budget.seconds is not None else "after the last evaluation"
+    lines = [f"test accuracy of the incumbent {at} (NATS-Bench's draw-table.py); +- is the std over runs "
+             f"(ddof={ddof}, as NATS-Bench)",
+             f"{'searcher':<10} {'dataset':<16} {'runs':>5} {'test acc':>17} {'last event':>10} {'regret':>7} "
              f"{'sim time used':>14} {'evals/run':>10} {'ms/run':>9}"]
     for r in summary.itertuples():
-        lines.append(f"{r.searcher:<10} {dataset:<16} {r.runs:>5} {r.final_test_acc_mean:>8.2f} +- "
-                     f"{r.final_test_acc_std:<5.2f} {r.regret_mean:>8.2f} {r.sim_time_used_s_mean:>13.0f}s "
+        spread = "" if np.isnan(r.test_acc_at_budget_std) else f"+- {r.test_acc_at_budget_std:.2f}"
+        used = "n/a" if np.isnan(r.sim_time_used_s_mean) else f"{r.sim_time_used_s_mean:.0f}s"
+        lines.append(f"{r.searcher:<10} {dataset:<16} {r.runs:>5} {r.test_acc_at_budget_mean:>8.2f} {spread:<8} "
+                     f"{r.last_event_test_acc_mean:>10.2f} {r.regret_mean:>7.2f} {used:>14} "
                      f"{r.evaluations_mean:>10.1f} {r.wall_ms_per_run_median:>9.1f}")
     return "\n".join(lines)
 

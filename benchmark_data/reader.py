@@ -45,6 +45,21 @@ _LOWER_IS_BETTER = ("train_loss", "valid_loss", "test_loss", "epoch_time_s", "ev
 _MAX_RELISTS = 10
 
 
+def nats_time_cost(epoch_time_s: np.ndarray, eval_time_s: np.ndarray) -> np.ndarray:
+    """The one time-cost rule (NATS-Bench's): seconds charged for training to epoch e and
+    evaluating once, for arrays whose last axis is the epoch (1..n).
+
+    nats_bench's ``simulate_train_eval`` charges ``train-all-time + valid-per-time``
+    (api_utils.py, ``get_more_info``): the training times of epochs 1..e plus the validation
+    pass's *mean* time over epochs 1..e (``valid_info["all_time"] / total``). The reader, the
+    facade and the simulator all charge through this function. float64, since the simulator sums
+    these; NaN where a time is missing.
+    """
+    train = np.cumsum(epoch_time_s, axis=-1, dtype=np.float64)
+    evals = np.cumsum(eval_time_s, axis=-1, dtype=np.float64)
+    return train + evals / np.arange(1, np.shape(epoch_time_s)[-1] + 1)
+
+
 @dataclass(frozen=True)
 class Curve:
     """One metric of one (space, dataset, hp) as a dense array; shared, do not modify in place.
@@ -704,11 +719,8 @@ class Benchmark:
 
     @staticmethod
     def _time_cost(part: _Partition) -> np.ndarray:
-        def make() -> np.ndarray:
-            train = np.cumsum(part.column("epoch_time_s"), axis=-1, dtype=np.float64)
-            evals = np.cumsum(part.column("eval_time_s"), axis=-1, dtype=np.float64)
-            return train + evals / np.arange(1, part.n_epochs + 1)
-        return part.derived("time_cost", make)
+        return part.derived("time_cost", lambda: nats_time_cost(part.column("epoch_time_s"),
+                                                                part.column("eval_time_s")))
 
     def simulate_train_eval(self, space: str, arch_index: Any, dataset: str, hp: int = 12,
                             epoch: int | None = None, rng: Any = None

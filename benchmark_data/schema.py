@@ -28,7 +28,9 @@ import pyarrow as pa
 from spaces.errors import UserError
 
 # Bump when a column is added, removed or changes meaning; readers refuse newer major versions.
-SCHEMA_VERSION = "1.1"  # 1.1: one-shot columns in runs (absent in 1.0 files: read as null)
+# 1.1: one-shot columns in runs; 1.2: arch/best_arch strings in runs (absent in older files:
+# read as null)
+SCHEMA_VERSION = "1.2"
 
 TABLES: tuple[str, ...] = ("archs", "epochs", "runs")
 
@@ -105,6 +107,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         _field("search_loss", _f32),
         _field("supernet_valid_acc", _f32),
         _field("arch_entropy", _f32),
+        _field("arch", _str),
+        _field("best_arch", _str),
     ]),
 }
 

@@ -17,11 +17,17 @@ import pandas as pd
 
 from spaces import UserError
 
+from . import protocol
 from .searchers import make_searcher
 from .simulator import Budget, SimTable, run_search
 
-# NATS-Bench's budgets of recorded training time (seconds), the same for every searcher.
-NATS_BUDGETS_S = {"cifar10": 2e4, "cifar100": 4e4, "ImageNet16-120": 1.2e5}
+# NATS-Bench's budgets of recorded training time (seconds), the same for every searcher, per
+# space: exps/NATS-Bench/draw-table.py's "cifar10-T20000", ..., "ImageNet16-120-T120000" (tss)
+# and "ImageNet16-120-T60000" (sss).
+NATS_BUDGETS_S = {
+    ("tss", "cifar10"): 2e4, ("tss", "cifar100"): 4e4, ("tss", "ImageNet16-120"): 1.2e5,
+    ("sss", "cifar10"): 2e4, ("sss", "cifar100"): 4e4, ("sss", "ImageNet16-120"): 6e4,
+}
 # Other datasets get the time of this many median full evaluations of the search recipe (see
 # default_budget); NATS-Bench's searchers complete on the order of a hundred evaluations within
 # their CIFAR-10 budget.
@@ -30,8 +36,9 @@ DEFAULT_EVALUATIONS_WORTH = 150
 
 def default_budget(table: SimTable) -> tuple[Budget, str]:
     """NATS-Bench's budget for its datasets, else a documented equivalent; and why."""
-    if table.dataset in NATS_BUDGETS_S and table.has_time:
-        return Budget(seconds=NATS_BUDGETS_S[table.dataset]), f"NATS-Bench's budget for {table.dataset}"
+    nats = NATS_BUDGETS_S.get((table.space.name, table.dataset))
+    if nats is not None and table.has_time:
+        return Budget(seconds=nats), f"NATS-Bench's budget for {table.space.name}/{table.dataset}"
     if not table.has_time:
         return Budget(evaluations=DEFAULT_EVALUATIONS_WORTH), "no recorded times: an evaluation budget"
     full = table.cost[:, :, -1]
@@ -53,21 +60,54 @@ def choose_dataset(bench, space: str, requested: str | None) -> str:
     return dataset
 
 
+def unique_experiment_name(stem: str) -> str:
+    """``stem``, the time and a random suffix: two runs started in the same second never share
+    a default name (and so never write one partition twice)."""
+    import uuid
+
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}".replace(" ", "")
+
+
+def check_new_experiment(out_root: str | Path, experiment: str) -> None:
+    """Refuse an experiment name whose ``runs`` partition exists already: appending would put two
+    runs' rows under one key (readers would stitch them, ``compact`` would drop one silently)."""
+    from benchmark_data.schema import check_partition_value
+
+    check_partition_value("experiment", experiment)
+    folder = Path(out_root).expanduser() / "runs" / f"experiment={experiment}"
+    if folder.exists() and any(folder.iterdir()):
+        raise UserError(f"experiment {experiment!r} exists already in {folder.parent}; choose another "
+                        "--experiment (or leave it out for a fresh name), or remove that folder to redo it")
+
+
 @dataclass
 class RunSpec:
     searcher: str
     budget: Budget
     workers: int = 1
     knobs: dict = field(default_factory=dict)
+    incumbent: str = "nats"
+
+
+def make_run_searcher(table: SimTable, spec: RunSpec, seed: int):
+    """The searcher of one run. Fidelities span the recorded epochs: on a table that records
+    only its last epoch (an imported final-accuracy table) a multi-fidelity searcher gets
+    min = max = that epoch, so BOHB runs its model over the one fidelity there is."""
+    return make_searcher(spec.searcher, table.space.hparams, seed, min_fidelity=table.min_fidelity,
+                         max_fidelity=table.num_epochs, **dict(spec.knobs))
+
+
+def resolved_knobs(table: SimTable, spec: RunSpec) -> dict:
+    """Every knob of ``spec``'s searcher with its default filled in, for provenance."""
+    return make_run_searcher(table, spec, 0).all_knobs
 
 
 def run_one(table: SimTable, spec: RunSpec, seed: int, on_progress=None) -> pd.DataFrame:
     """One seeded run as rows of the `runs` table (without the experiment-wide columns)."""
-    knobs = dict(spec.knobs)
-    searcher = make_searcher(spec.searcher, table.space.hparams, seed,
-                             min_fidelity=1, max_fidelity=table.num_epochs, **knobs)
+    searcher = make_run_searcher(table, spec, seed)
     started = time.perf_counter()
-    traj = run_search(table, searcher, spec.budget, workers=spec.workers, seed=seed, on_progress=on_progress)
+    traj = run_search(table, searcher, spec.budget, workers=spec.workers, seed=seed, on_progress=on_progress,
+                      incumbent=spec.incumbent)
     df = pd.DataFrame(traj)
     df.insert(0, "run_seed", seed)
     df.insert(0, "searcher", spec.searcher)
@@ -137,24 +177,49 @@ def run_experiment(table: SimTable, specs: list[RunSpec], seeds: list[int], *, a
     return out
 
 
-def summarize(runs: pd.DataFrame, table: SimTable) -> pd.DataFrame:
-    """Per searcher: final test accuracy mean +- std, regret, time used, evaluations, wall time."""
-    last = runs.groupby(["searcher", "run_seed"], sort=False).tail(1)
+def summarize(runs: pd.DataFrame, table: SimTable, budget: Budget) -> pd.DataFrame:
+    """Per searcher, as NATS-Bench reports it: the incumbent's test accuracy at the budget (for a
+    time budget interpolated between the two events nearest to it, ``protocol.value_at``), its
+    mean and std over runs (ddof 0, ``protocol.NATS_STD_DDOF``); beside it the accuracy at the
+    run's last event, the regret, time used, evaluations and wall time."""
     walls = runs.attrs.get("run_wall_s", {})
     rows = []
-    for name, g in last.groupby("searcher", sort=False):
-        wall = [walls.get((name, int(s)), np.nan) for s in g["run_seed"]]
+    for name, g in runs.groupby("searcher", sort=False):
+        at_budget, last, used, events, wall = [], [], [], [], []
+        for seed, r in g.groupby("run_seed", sort=False):
+            acc = r["best_test_acc"].to_numpy()
+            last.append(acc[-1])
+            at_budget.append(protocol.value_at(r["sim_time_s"].to_numpy(), acc, budget.seconds)
+                             if budget.seconds is not None else acc[-1])
+            used.append(r["sim_time_s"].iat[-1])
+            events.append(len(r))
+            wall.append(walls.get((name, int(seed)), np.nan))
+        at_budget = np.asarray(at_budget, dtype=np.float64)
         rows.append({
             "searcher": name,
-            "runs": len(g),
-            "final_test_acc_mean": g["best_test_acc"].mean(),
-            "final_test_acc_std": g["best_test_acc"].std(ddof=1) if len(g) > 1 else 0.0,
-            "regret_mean": table.best_final - g["best_test_acc"].mean(),
-            "sim_time_used_s_mean": g["sim_time_s"].mean(),
-            "evaluations_mean": g["event"].mean() + 1,
-            "wall_ms_per_run_median": 1e3 * float(np.nanmedian(wall)) if wall else np.nan,
+            "runs": len(at_budget),
+            "test_acc_at_budget_mean": at_budget.mean(),
+            "test_acc_at_budget_std": at_budget.std(ddof=protocol.NATS_STD_DDOF) if len(at_budget) > 1 else np.nan,
+            "last_event_test_acc_mean": float(np.mean(last)),
+            "regret_mean": table.best_final - at_budget.mean(),
+            "sim_time_used_s_mean": float(np.mean(used)) if table.has_time else np.nan,
+            "evaluations_mean": float(np.mean(events)),
+            "wall_ms_per_run_median": 1e3 * float(np.nanmedian(wall)) if not np.isnan(wall).all() else np.nan,
         })
     return pd.DataFrame(rows)
+
+
+def curves_table(runs: pd.DataFrame, budget: Budget, step_s: float = protocol.CURVE_STEP_S) -> pd.DataFrame:
+    """Each run's incumbent test accuracy every ``step_s`` simulated seconds up to the budget
+    (NATS-Bench's Figure 6 / the thesis' Figure 5.6 curves); empty for an evaluation budget."""
+    frames = []
+    if budget.seconds is None:
+        return pd.DataFrame(columns=["searcher", "run_seed", "sim_time_s", "test_acc"])
+    for (name, seed), r in runs.groupby(["searcher", "run_seed"], sort=False):
+        tickets, acc = protocol.curve(r["sim_time_s"].to_numpy(), r["best_test_acc"].to_numpy(), budget.seconds,
+                                      step_s)
+        frames.append(pd.DataFrame({"searcher": name, "run_seed": seed, "sim_time_s": tickets, "test_acc": acc}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def runs_table(runs: pd.DataFrame, table: SimTable, experiment: str, budget: Budget) -> pd.DataFrame:
@@ -167,6 +232,11 @@ def runs_table(runs: pd.DataFrame, table: SimTable, experiment: str, budget: Bud
     df["budget_s"] = budget.seconds if budget.seconds is not None else np.nan
     df["budget_evals"] = budget.evaluations if budget.evaluations is not None else pd.NA
     df["final_recipe_hp"] = table.final_hp
+    # Arch strings beside the indices, so a reader needs neither the store nor our index order.
+    for col, idx in (("arch", "arch_index"), ("best_arch", "best_arch_index")):
+        uniq, inverse = np.unique(df[idx].to_numpy(), return_inverse=True)
+        names = np.array([table.space.to_str(int(i)) if i >= 0 else None for i in uniq], dtype=object)
+        df[col] = names[inverse] if len(df) else pd.Series(dtype=object)
     return df
 
 
@@ -177,3 +247,23 @@ def write_runs(out_root: str | Path, df: pd.DataFrame, metadata: dict[str, str])
 
     return write_fragment(out_root, "runs", df[[c for c in df.columns if c in SCHEMAS["runs"].names]],
                           metadata=metadata)
+
+
+def write_curves(out_root: str | Path, experiment: str, curves: pd.DataFrame, metadata: dict[str, str]) -> Path | None:
+    """The sampled curves as ``OUT/curves/experiment=NAME/curves.parquet`` (written to a hidden
+    temporary name, then renamed, so an interrupted run leaves no half file); None if empty."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if curves.empty:
+        return None
+    folder = Path(out_root).expanduser() / "curves" / f"experiment={experiment}"
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(curves, preserve_index=False)
+    table = table.replace_schema_metadata({**metadata, "table": "curves"})
+    final, tmp = folder / "curves.parquet", folder / ".curves.parquet.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
+    return final

@@ -1,5 +1,6 @@
 """`orchestrate.py` end to end on a real Parquet store, and its answers to bad input."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,9 @@ def store(tmp_path_factory) -> Path:
         "test_acc": (t.feedback[:, 0, :] + 0.5).ravel(), "epoch_time_s": t.train_time[:, 0, :].ravel(),
         "eval_time_s": t.eval_time[:, 0, :].ravel(), "status": "ok",
     })
-    write_fragment(root, "epochs", rows, metadata=provenance("epochs", recipe={"name": "synthetic"}))
+    write_fragment(root, "epochs", rows, metadata=provenance("epochs", recipe={"name": "synthetic"},
+                                                             skeleton={"C": 8, "N": 1},
+                                                             dataset_fingerprint="digits-test-fingerprint"))
     return root
 
 
@@ -47,10 +50,22 @@ def test_main_job_finds_an_architecture_and_writes_the_runs_table(store, tmp_pat
     files = list((tmp_path / "res" / "runs").rglob("*.parquet"))
     assert len(files) == 1
     df = pd.read_parquet(files[0])
-    assert df["sim_time_s"].max() <= 3000 and (df["searcher"] == "bohb").all()
+    # NATS-Bench's loop: the run ends with the first evaluation past the budget.
+    assert (df["sim_time_s"].iloc[:-1] < 3000).all() and df["sim_time_s"].iloc[-1] >= 3000
+    assert (df["searcher"] == "bohb").all()
     assert set(df["fidelity"]) <= {1, 4, 12} and len(set(df["fidelity"])) > 1
     meta = pq.read_metadata(files[0]).metadata
     assert b"code_version" in meta and b"library_versions" in meta and b"experiment" in meta
+    # Provenance resolves what the run used: every knob with its default, the store's skeleton.
+    knobs = json.loads(meta[b"knobs"])["bohb"]
+    assert knobs["eta"] == 3 and knobs["min_fidelity"] == 1 and knobs["max_fidelity"] == 12
+    assert json.loads(meta[b"skeleton"]) == {"C": 8, "N": 1}
+    assert meta[b"dataset_fingerprint"] == b"digits-test-fingerprint"
+    # Arch strings beside the indices: no join with the store needed.
+    from spaces import get_space
+    tss = get_space("tss")
+    assert df["best_arch"].tolist() == [tss.to_str(int(i)) for i in df["best_arch_index"]]
+    assert df["arch"].tolist() == [tss.to_str(int(i)) for i in df["arch_index"]]
 
 
 def test_all_searchers_many_runs_print_one_summary_row_each(store, tmp_path):
@@ -69,7 +84,7 @@ def test_all_searchers_many_runs_print_one_summary_row_each(store, tmp_path):
     (["--budget", "lots"], "cannot read the budget 'lots'"),
     (["--budget=-2e4s"], "must be positive"),
     (["--dataset", "cifar100"], "no dataset 'cifar100'"),
-    (["--hp", "200"], "no hp=200 recipe"),
+    (["--hp", "200"], "hp=200 is not in the store"),
     (["--runs", "0"], "--runs must be at least 1"),
 ])
 def test_bad_input_gets_one_clear_message_exit_2_and_writes_nothing(store, tmp_path, args, message):

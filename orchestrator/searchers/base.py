@@ -150,6 +150,11 @@ class Searcher:
         return None if self._best is None else dict(self._best["config"])
 
     @property
+    def all_knobs(self) -> dict:
+        """Every knob of this searcher with its default resolved (what provenance records)."""
+        return dict(self._knobs)
+
+    @property
     def history(self) -> list[dict]:
         """Told results in tell order (copies): trial_id, config, value, fidelity, ask_index."""
         return copy.deepcopy(self._history)
