@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Budgets: '2e4s' or '20000' = 20,000 s of recorded training time, '30m', '5.5h', or "
                "'150ev' = 150 evaluations.\nWithout --budget: NATS-Bench's budget for cifar10 (2e4 s), "
-               "cifar100 (4e4 s), ImageNet16-120 (1.2e5 s);\nfor other datasets, the time of 150 median "
-               "full evaluations of the search recipe.")
+               "cifar100 (4e4 s), ImageNet16-120 (1.2e5 s tss, 6e4 s sss);\nfor other datasets, the time of "
+               "150 median full evaluations of the search recipe.\nAs NATS-Bench, a run ends with the first "
+               "evaluation past the budget and reports the incumbent's test accuracy\ninterpolated at the "
+               "budget (draw-table.py); curves every 100 simulated seconds go to OUT/curves/.")
     p.add_argument("--searcher", default="bohb", choices=SIMULATED_SEARCHERS + ("all",) + ONESHOT_SEARCHERS,
                    help="multi-trial search algorithm, 'all' for every multi-trial searcher, or a one-shot "
                         "algorithm (see below) (default: bohb)")
@@ -51,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipe whose test accuracy is reported (default 200 tss / 90 sss, else the longest complete one)")
     p.add_argument("--out", default="results", metavar="DIR",
                    help="where results are written: the runs table (simulate) or OUT/live/EXPERIMENT (train); default results/")
-    p.add_argument("--experiment", default=None, help="experiment name (default: derived from the arguments and time)")
+    p.add_argument("--experiment", default=None,
+                   help="experiment name (default: derived from the arguments, the time and a random suffix); "
+                        "a name already used under --out is refused")
     p.add_argument("--address", default=None, help="Ray cluster address: spread runs over it as Ray tasks")
     p.add_argument("--parallel", type=int, default=None, metavar="K",
                    help="start a local Ray with K CPUs and spread runs over it")
@@ -76,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="training recipe: h0 = 12 epochs (search), h1 = 200, h2 = 90 (default h0)")
     live.add_argument("--epochs", type=int, default=None, metavar="E",
                       help="override the recipe's length (cosine schedule over these epochs; stored as "
-                           "hp=EPOCHS); for one-shot searchers: search epochs (default 50)")
+                           "hp=EPOCHS); for one-shot searchers: search epochs (default 100, as NATS-Bench)")
     live.add_argument("--trials", type=int, default=10, metavar="K", help="architectures to train (default 10)")
     live.add_argument("--scheduler", default="fifo", choices=SCHEDULERS,
                       help="fifo: train each trial to its end (default; the only one for bohb, which "
@@ -104,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "seed, 1 CPU each, a checkpoint per epoch) on the benchmark's dataset and skeleton; after\n"
         "every epoch the derived architecture is looked up in --benchmark (test accuracy under the\n"
         "final recipe, rank among all cells). Rows land in OUT/runs like the multi-trial searchers'.\n"
-        "Flags read: --benchmark, --dataset, --epochs (default 50), --seed, --runs (seeds in parallel\n"
+        "Flags read: --benchmark, --dataset, --epochs (default 100), --seed, --runs (seeds in parallel\n"
         "trials), --data-dir, --C/--N (must match the benchmark), --max-failures, --gpus-per-trial,\n"
         "--out, --experiment, --address, --parallel, --quiet; --mode does not matter. Example:\n"
         "  orchestrate.py --searcher gdas --epochs 50 --runs 3")
