@@ -71,6 +71,7 @@ def test_build_records_classes_iso_copies_and_no_path_cells(tmp_path):
 
     meta = pq.read_schema(next((out / "epochs").rglob("part-*.parquet"))).metadata
     assert b'"epochs": 2' in meta[b"recipe"] and b'"hash"' in meta[b"recipe"]
+    assert b'"lr_schedule_step": "epoch"' in meta[b"recipe"]  # tells new files from old ones
     assert meta[b"skeleton"] == b'{"C": 4, "N": 1}' and meta[b"dataset_fingerprint"]
     assert meta[b"seeds"] == b"[0]"
     # Rerunning the same command finds nothing to do and writes nothing.
