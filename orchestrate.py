@@ -89,10 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--store", default="results/store", metavar="DIR",
                       help="Parquet store the trained epochs are appended to (default results/store)")
     live.add_argument("--C", type=int, default=None,
-                      help="channels of the first stage (default 16 as NATS-Bench; digits wants 8; "
-                           "one-shot: the benchmark's)")
+                      help="channels of the first stage (default 16 as NATS-Bench; digits wants 8; not for "
+                           "--space sss, whose channels are the architecture; one-shot: the benchmark's)")
     live.add_argument("--N", type=int, default=None,
-                      help="cells per stage (default 5 as NATS-Bench; digits wants 1; one-shot: the benchmark's)")
+                      help="cells per stage (default 5 as NATS-Bench's topology space; the size space sss has "
+                           "one cell per stage, its default, and refuses any other; digits wants 1; one-shot: "
+                           "the benchmark's)")
+    live.add_argument("--lr-schedule-step", default=None, choices=("epoch", "iteration"),
+                      help="cosine lr stepped per epoch (the recipes' default, as NATS-Bench) or per iteration "
+                           "(how the embedded digits benchmark was built)")
     live.add_argument("--max-concurrent", type=int, default=None, metavar="K",
                       help="at most K trials at once (default: as many as the CPUs allow)")
     live.add_argument("--max-failures", type=int, default=2, metavar="K",

@@ -68,7 +68,7 @@ LIVE_FOLDER = "live"  # experiments live in <out>/live/<experiment>
 # Flags of orchestrate.py that belong to one mode only; giving one in the other mode is an error
 # (a value other than the flag's default counts as given).
 TRAIN_FLAGS = ("data_dir", "recipe", "epochs", "trials", "scheduler", "store", "C", "N",
-               "max_concurrent", "max_failures", "gpus_per_trial", "resume")
+               "lr_schedule_step", "max_concurrent", "max_failures", "gpus_per_trial", "resume")
 SIMULATE_FLAGS = ("budget", "runs", "workers", "benchmark", "hp", "final_hp", "parallel")
 
 # Columns of trials.parquet, in order, with their meaning (documented once, here).
@@ -209,8 +209,7 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
                         f"epochs), so it cannot run under --scheduler {args.scheduler}; use "
                         "--scheduler fifo (the default), or asha/hyperband with another searcher")
     _folder_flag("--store", args.store)
-    # getattr: orchestrate.py may offer no --lr-schedule-step flag; the recipe's default then.
-    step = getattr(args, "lr_schedule_step", None)
+    step = args.lr_schedule_step  # None: the recipe's default (per epoch)
     recipe = get_recipe(args.recipe, **({} if args.epochs is None else {"epochs": args.epochs}),
                         **({} if step is None else {"lr_schedule_step": step}))
     experiment = args.experiment or time.strftime(

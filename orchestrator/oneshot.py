@@ -31,7 +31,7 @@ ONESHOT_FOLDER = "oneshot"  # Ray's files go to <out>/oneshot/<experiment>
 DEFAULT_EPOCHS = 100  # NATS-Bench: configs/nas-benchmark/algos/weight-sharing.config
 # orchestrate.py flags a one-shot search does not read (a value other than the default = given).
 UNUSED_FLAGS = ("budget", "workers", "hp", "final_hp", "recipe", "trials", "scheduler", "store",
-                "max_concurrent", "resume")
+                "lr_schedule_step", "max_concurrent", "resume")
 
 
 @dataclass(frozen=True)
