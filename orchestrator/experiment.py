@@ -87,6 +87,10 @@ class RunSpec:
     workers: int = 1
     knobs: dict = field(default_factory=dict)
     incumbent: str = "nats"
+    past_budget: bool | None = None  # None: as NATS-Bench's script for this searcher
+
+    def runs_past_budget(self) -> bool:
+        return self.searcher in protocol.RUNS_PAST_BUDGET if self.past_budget is None else self.past_budget
 
 
 def make_run_searcher(table: SimTable, spec: RunSpec, seed: int):
@@ -107,7 +111,7 @@ def run_one(table: SimTable, spec: RunSpec, seed: int, on_progress=None) -> pd.D
     searcher = make_run_searcher(table, spec, seed)
     started = time.perf_counter()
     traj = run_search(table, searcher, spec.budget, workers=spec.workers, seed=seed, on_progress=on_progress,
-                      incumbent=spec.incumbent)
+                      incumbent=spec.incumbent, past_budget=spec.runs_past_budget())
     df = pd.DataFrame(traj)
     df.insert(0, "run_seed", seed)
     df.insert(0, "searcher", spec.searcher)

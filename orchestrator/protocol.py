@@ -15,6 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 NATS_STD_DDOF = 0  # np.std's default, as draw-table.py prints mean +- std
+# Searchers whose NATS-Bench script is not bounded by the budget: bohb.py runs n_iters=300
+# HyperBand iterations whatever --time_budget says, so its trajectory goes on past the budget
+# (the simulator goes on just until the interpolated value at the budget can no longer change).
+RUNS_PAST_BUDGET = frozenset({"bohb"})
 CURVE_STEP_S = 100.0
 
 

@@ -208,7 +208,7 @@ def _longest_complete_recipe(bench, space: str, dataset: str, hps, metric: str) 
 
 def run_search(table: SimTable, searcher, budget: Budget, *, workers: int = 1, seed: int = 0,
                max_evaluations: int | None = None, on_progress=None,
-               incumbent: str = "nats") -> dict[str, np.ndarray]:
+               incumbent: str = "nats", past_budget: bool = False) -> dict[str, np.ndarray]:
     """One simulated search; returns the trajectory as columns (one entry per finished evaluation).
 
     A time-budgeted run starts evaluations while the clock is below the budget and ends with the
@@ -217,6 +217,10 @@ def run_search(table: SimTable, searcher, budget: Budget, *, workers: int = 1, s
     run at that many finished evaluations; a finished searcher ends it too.
     ``seed`` draws which recorded training seed answers each query (as NATS-Bench's is_random).
     ``incumbent``: "nats" (best feedback over all evaluations) or "searcher" (``best()``).
+    ``past_budget``: go on past the budget until no later event can be one of the two events
+    nearest to it, i.e. until the reported, interpolated value is final (NATS-Bench's bohb.py runs
+    its 300 iterations whatever the budget, and draw-table.py interpolates between the two
+    events nearest the budget, which may both lie after it).
     ``on_progress(sim_time_s, evaluations)`` is called every 256 evaluations (for progress bars).
     """
     if workers < 1:
@@ -238,9 +242,10 @@ def run_search(table: SimTable, searcher, budget: Budget, *, workers: int = 1, s
     started = time.perf_counter()
     finished = False
     best_arch, best_value = -1, -np.inf
+    nearest = [np.inf, np.inf]  # the two smallest |t - budget| so far (past_budget only)
     while True:
         # Fill free workers; None means "nothing to propose until a result comes back".
-        while not finished and len(heap) < workers and counter < limit_n and now < limit_s:
+        while not finished and len(heap) < workers and counter < limit_n and (now < limit_s or past_budget):
             t0 = time.perf_counter()
             trial_id = str(counter)
             cfg = searcher.ask(trial_id)
@@ -259,12 +264,16 @@ def run_search(table: SimTable, searcher, budget: Budget, *, workers: int = 1, s
             heapq.heappush(heap, (now + cost, counter, trial_id, arch, fidelity, value))
             counter += 1
         if not heap:
-            if not finished and counter < limit_n and now < limit_s:
+            if not finished and counter < limit_n and (now < limit_s or past_budget):
                 raise UserError(f"searcher {type(searcher).__name__} proposed nothing while no evaluation "
                                 "was running; it cannot make progress")
             break
         done_at, _, trial_id, arch, fidelity, value = heapq.heappop(heap)
+        if past_budget and done_at - limit_s >= nearest[1]:
+            break  # this and every later event is farther from the budget than two recorded ones
         now = done_at
+        if past_budget:
+            nearest = sorted([*nearest, abs(now - limit_s)])[:2]
         ok = not np.isnan(value)
         t0 = time.perf_counter()
         searcher.tell(trial_id, value if ok else None, "ok" if ok else "error", fidelity)
@@ -286,6 +295,6 @@ def run_search(table: SimTable, searcher, budget: Budget, *, workers: int = 1, s
         cols["wall_time_s"].append(time.perf_counter() - started)
         if on_progress is not None and len(cols["event"]) % 256 == 0:
             on_progress(now, len(cols["event"]))
-        if len(cols["event"]) >= limit_n or now >= limit_s:
+        if len(cols["event"]) >= limit_n or (now >= limit_s and not past_budget):
             break
     return {k: np.asarray(v) for k, v in cols.items()}

@@ -50,8 +50,10 @@ def test_main_job_finds_an_architecture_and_writes_the_runs_table(store, tmp_pat
     files = list((tmp_path / "res" / "runs").rglob("*.parquet"))
     assert len(files) == 1
     df = pd.read_parquet(files[0])
-    # NATS-Bench's loop: the run ends with the first evaluation past the budget.
-    assert (df["sim_time_s"].iloc[:-1] < 3000).all() and df["sim_time_s"].iloc[-1] >= 3000
+    # As NATS-Bench's bohb.py (not bounded by the budget), BOHB goes on past the budget, but only
+    # while an event can still be one of the two nearest to it (draw-table.py's interpolation).
+    times = df["sim_time_s"]
+    assert times.iloc[-1] >= 3000 and times.iloc[-1] - 3000 <= sorted(abs(times - 3000))[1]
     assert (df["searcher"] == "bohb").all()
     assert set(df["fidelity"]) <= {1, 4, 12} and len(set(df["fidelity"])) > 1
     meta = pq.read_metadata(files[0]).metadata

@@ -134,6 +134,23 @@ def test_bohbs_incumbent_is_the_best_over_all_evaluations_as_published():
         run_search(table, make_searcher("random", table.space.hparams, 0), Budget(evaluations=3), incumbent="x")
 
 
+def test_bohb_goes_past_the_budget_just_until_the_value_at_the_budget_is_final():
+    table = synthetic_table()
+    spec = RunSpec("bohb", Budget(seconds=1500))
+    assert spec.runs_past_budget() and not RunSpec("rea", Budget(seconds=1500)).runs_past_budget()
+
+    def bohb(budget, past):
+        searcher = make_searcher("bohb", table.space.hparams, 4, min_fidelity=1, max_fidelity=12)
+        return run_search(table, searcher, Budget(seconds=budget), seed=4, past_budget=past)
+
+    short, long = bohb(1500, True), bohb(6000, False)  # the long run: what bohb.py's 300 iterations see
+    n = len(short["sim_time_s"])
+    np.testing.assert_array_equal(short["arch_index"], long["arch_index"][:n])
+    assert short["sim_time_s"][-1] > 1500 and long["sim_time_s"][n] - 1500 > 0
+    assert protocol.value_at(short["sim_time_s"], short["best_test_acc"], 1500) == \
+        protocol.value_at(long["sim_time_s"], long["best_test_acc"], 1500)
+
+
 # --- 13: REA mutation -----------------------------------------------------------------------------
 def test_rea_mutates_a_node_then_one_of_its_edges_and_sizes_may_repeat():
     rng = np.random.default_rng(0)
