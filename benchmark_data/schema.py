@@ -192,6 +192,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "search_loss": "one-shot: mean training loss of the supernet over this search epoch",
         "supernet_valid_acc": "one-shot: validation accuracy of the derived architecture with the shared weights, percent",
         "arch_entropy": "one-shot: mean entropy of the per-edge op distribution, nats (log 5 = 1.609 is uniform)",
+        "arch": "canonical string of arch_index (schema 1.2; null in older files)",
+        "best_arch": "canonical string of best_arch_index (schema 1.2; null in older files)",
     },
 }
 

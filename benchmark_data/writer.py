@@ -21,7 +21,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -258,6 +258,28 @@ def dedupe_keep_last(tbl: pa.Table, keys: list[str] | tuple[str, ...]) -> pa.Tab
     return tbl.take(pa.array(keep))
 
 
+def _open_checked(path: Path, use: Callable[[pq.ParquetFile], tuple]) -> tuple:
+    """``use(file)`` on an open Parquet file whose last item is its Arrow schema, after which the
+    file's schema_version is checked; UserError naming a corrupt or incompatible file,
+    FileNotFoundError passed through (a concurrent compaction removed it)."""
+    try:
+        pf = pq.ParquetFile(path)
+        try:
+            out = use(pf)
+        finally:
+            pf.close()
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"corrupt or truncated Parquet file {path}: {exc}; delete it (or restore "
+                        "it) and re-run the step that wrote it") from exc
+    version = (out[-1].metadata or {}).get(b"schema_version", b"").decode()
+    if version and version.split(".")[0] != S.SCHEMA_VERSION.split(".")[0]:
+        raise UserError(f"file {path} has schema_version {version}, this code reads "
+                        f"{S.SCHEMA_VERSION}; upgrade the code (or re-import the data)")
+    return out
+
+
 def check_footer(path: Path, table: str) -> int:
     """Row count of a fragment from its footer alone, after checking that it is a file of
     ``table``: readable footer, the same major schema_version, every required column present.
@@ -266,21 +288,7 @@ def check_footer(path: Path, table: str) -> int:
     file from a good one without reading its data. UserError names the file; FileNotFoundError
     passes through (a concurrent compaction removed it).
     """
-    try:
-        pf = pq.ParquetFile(path)
-        try:
-            rows, schema = pf.metadata.num_rows, pf.schema_arrow
-        finally:
-            pf.close()
-    except FileNotFoundError:
-        raise
-    except (OSError, pa.ArrowException) as exc:
-        raise UserError(f"corrupt or truncated Parquet file {path}: {exc}; delete it (or restore "
-                        "it) and re-run the step that wrote it") from exc
-    version = (schema.metadata or {}).get(b"schema_version", b"").decode()
-    if version and version.split(".")[0] != S.SCHEMA_VERSION.split(".")[0]:
-        raise UserError(f"file {path} has schema_version {version}, this code reads "
-                        f"{S.SCHEMA_VERSION}; upgrade the code (or re-import the data)")
+    rows, schema = _open_checked(path, lambda pf: (pf.metadata.num_rows, pf.schema_arrow))
     missing = [f.name for f in S.data_schema(table) if not f.nullable and f.name not in schema.names]
     if missing:
         raise UserError(f"file {path} is not a {table!r} fragment: it lacks the column(s) "
@@ -297,24 +305,13 @@ def read_fragment(path: Path, table: str, columns: list[str] | None = None) -> p
     through: it means a concurrent compaction removed the file, which callers handle by listing
     the folder again.
     """
-    try:
-        pf = pq.ParquetFile(path)
-        try:
-            present = set(pf.schema_arrow.names)
-            wanted = None if columns is None else [c for c in columns if c in present]
-            tbl = pf.read(columns=wanted, use_threads=False)
-            meta = pf.schema_arrow.metadata or {}
-        finally:
-            pf.close()
-    except FileNotFoundError:
-        raise
-    except (OSError, pa.ArrowException) as exc:
-        raise UserError(f"corrupt or truncated Parquet file {path}: {exc}; delete it (or restore "
-                        "it) and re-run the step that wrote it") from exc
-    version = meta.get(b"schema_version", b"").decode()
-    if version and version.split(".")[0] != S.SCHEMA_VERSION.split(".")[0]:
-        raise UserError(f"file {path} has schema_version {version}, this code reads "
-                        f"{S.SCHEMA_VERSION}; upgrade the code (or re-import the data)")
+    def read(pf: pq.ParquetFile) -> tuple[pa.Table, pa.Schema]:
+        present = set(pf.schema_arrow.names)
+        wanted = None if columns is None else [c for c in columns if c in present]
+        return pf.read(columns=wanted, use_threads=False), pf.schema_arrow
+
+    tbl, schema = _open_checked(path, read)
+    meta = schema.metadata or {}
     try:
         out = conform(table, tbl, stored=True, columns=columns)
     except UserError as exc:
