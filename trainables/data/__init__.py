@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from benchmark_data.schema import DATASETS  # the one list of dataset names
 from spaces.errors import UserError
 
 from . import cifar, digits, fashion, imagenet16
@@ -36,8 +37,6 @@ from .batches import iterate_batches
 from .types import Dataset, Split
 
 __all__ = ["DATASETS", "SPLIT_SEED", "Dataset", "Split", "iterate_batches", "load_dataset"]
-
-DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 
 # name -> loader(data_dir, download, device); only digits needs no files (it ships with sklearn).
 _LOADERS: dict[str, Callable[[Path | None, bool, str | torch.device], Dataset]] = {
