@@ -68,7 +68,7 @@ def test_every_mode_flag_is_a_flag_of_the_cli():
     (["--searcher", "bohb", "--scheduler", "asha"], "bohb runs its own HyperBand brackets"),
     (["--searcher", "bohb", "--scheduler", "hyperband"], "use --scheduler fifo"),
     (["--trials", "0"], "--trials must be at least 1, got 0"),
-    (["--dataset", "mnist"], "unknown dataset 'mnist'; choose one of digits, fashion-mnist"),
+    (["--dataset", "mnist"], "unknown dataset 'mnist'; choose one of cifar10-valid, cifar10, cifar100, ImageNet16-120, digits, fashion-mnist"),
     (["--searcher", "all"], "--mode train runs one searcher at a time"),
     (["--recipe", "h9"], "argument --recipe: invalid choice: 'h9'"),
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
