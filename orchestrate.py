@@ -215,9 +215,9 @@ def _run(args: argparse.Namespace) -> int:
 def _format_summary(summary, dataset: str, budget, ddof: int) -> str:
     import numpy as np
 
-    at = "at the budget, interpolated" if budget.seconds is not None else "after the last evaluation"
-    lines = [f"test accuracy of the incumbent {at} (NATS-Bench's draw-table.py); +- is the std over runs "
-             f"(ddof={ddof}, as NATS-Bench)",
+    at = ("at the budget, interpolated as NATS-Bench's draw-table.py" if budget.seconds is not None
+          else "after the last evaluation (an evaluation budget)")
+    lines = [f"test accuracy of the incumbent {at}; +- is the std over runs (ddof={ddof}, as NATS-Bench)",
              f"{'searcher':<10} {'dataset':<16} {'runs':>5} {'test acc':>17} {'last event':>10} {'regret':>7} "
              f"{'sim time used':>14} {'evals/run':>10} {'ms/run':>9}"]
     for r in summary.itertuples():
