@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                "'150ev' = 150 evaluations.\nWithout --budget: NATS-Bench's budget for cifar10 (2e4 s), "
                "cifar100 (4e4 s), ImageNet16-120 (1.2e5 s tss, 6e4 s sss);\nfor other datasets, the time of "
                "150 median full evaluations of the search recipe.\nAs NATS-Bench, a run ends with the first "
-               "evaluation past the budget and reports the incumbent's test accuracy\ninterpolated at the "
-               "budget (draw-table.py); curves every 100 simulated seconds go to OUT/curves/.")
+               "evaluation past the budget (BOHB: once the value at the budget is final)\nand reports the "
+               "incumbent's test accuracy interpolated at the budget (draw-table.py);\ncurves every 100 "
+               "simulated seconds go to OUT/curves/.")
     p.add_argument("--searcher", default="bohb", choices=SIMULATED_SEARCHERS + ("all",) + ONESHOT_SEARCHERS,
                    help="multi-trial search algorithm, 'all' for every multi-trial searcher, or a one-shot "
                         "algorithm (see below) (default: bohb)")
@@ -195,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
                       extra={"experiment": experiment, "benchmark": str(bench.root), "budget": str(budget),
                              "seeds": f"{seeds[0]}..{seeds[-1]}", "workers": str(args.workers),
                              "knobs": json.dumps(knobs, sort_keys=True, default=str),
-                             "incumbent": "nats (best feedback over all evaluations)"})
+                             "incumbent": specs[0].incumbent})
     paths = write_runs(args.out, df, meta)
     curve_path = write_curves(args.out, experiment, curves_table(runs, budget), meta)
 
