@@ -36,28 +36,16 @@ import pyarrow as pa
 from spaces.errors import UserError
 
 from . import schema as S
+from . import task as T
+# Re-exported: these rules live in the task view (benchmark_data.task), older callers import
+# them from here.
+from .task import FEEDBACK_DATASET as FEEDBACK_DATASET
+from .task import nats_time_cost as nats_time_cost
 from .writer import check_footer, dedupe_keep_last, read_fragment
 
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "embedded"
-# The dataset whose validation split NATS-Bench uses as search feedback for a given dataset.
-FEEDBACK_DATASET = {"cifar10": "cifar10-valid"}
 _LOWER_IS_BETTER = ("train_loss", "valid_loss", "test_loss", "epoch_time_s", "eval_time_s")
 _MAX_RELISTS = 10
-
-
-def nats_time_cost(epoch_time_s: np.ndarray, eval_time_s: np.ndarray) -> np.ndarray:
-    """The one time-cost rule (NATS-Bench's): seconds charged for training to epoch e and
-    evaluating once, for arrays whose last axis is the epoch (1..n).
-
-    nats_bench's ``simulate_train_eval`` charges ``train-all-time + valid-per-time``
-    (api_utils.py, ``get_more_info``): the training times of epochs 1..e plus the validation
-    pass's *mean* time over epochs 1..e (``valid_info["all_time"] / total``). The reader, the
-    facade and the simulator all charge through this function. float64, since the simulator sums
-    these; NaN where a time is missing.
-    """
-    train = np.cumsum(epoch_time_s, axis=-1, dtype=np.float64)
-    evals = np.cumsum(eval_time_s, axis=-1, dtype=np.float64)
-    return train + evals / np.arange(1, np.shape(epoch_time_s)[-1] + 1)
 
 
 @dataclass(frozen=True)
@@ -124,6 +112,7 @@ class _Partition:
                  size: int):
         self.bench, self.table, self.values, self.folder, self.size = bench, table, values, folder, size
         self.files: list[Path] | None = None
+        self.file_meta: list[dict[bytes, bytes]] = []  # key/value metadata of each of ``files``
         self.rows = 0  # rows read into the layout (duplicates included)
         self._footer_rows: int | None = None
         self.cache: dict[Any, Any] = {}
@@ -192,6 +181,8 @@ class _Partition:
                               f"benchmark_data compact {self.bench.root}` to read it much faster",
                               stacklevel=4)
             self.files = files
+            # The footers were read with the keys: keep their metadata (provenance, roles) free.
+            self.file_meta = [t.schema.metadata or {} for t in tables]
             self._build_layout(tables)
             if not self.rows:  # every file bad or empty: never hand out zero-size arrays
                 raise self.empty_error()
@@ -276,6 +267,17 @@ class _Partition:
                 return self.cache[name]
         raise UserError(f"the files of {self.folder} kept changing while being read; retry")
 
+    def roles(self, keys: Sequence[str] | None = None) -> dict[str, str]:
+        """Which columns play the objective / time / fidelity roles in this partition's files
+        (``task.roles_of``: their metadata, ``schema.ROLE_COLUMNS`` where they name none)."""
+        self._ensure_layout()
+        key = ("roles", None if keys is None else tuple(keys))
+        if key not in self.cache:
+            metas = [(path, {k.decode(): v.decode() for k, v in meta.items() if k != b"ARROW:schema"})
+                     for path, meta in zip(self.files, self.file_meta)]
+            self.cache[key] = T.roles_of(metas, self.table, self.label, keys)
+        return dict(self.cache[key])
+
     def derived(self, key: Any, make: Callable[[], np.ndarray]) -> np.ndarray:
         """Cache an array computed from columns (seed means, cumulative times)."""
         self._ensure_layout()
@@ -315,6 +317,8 @@ class Benchmark:
         self._epochs: dict[tuple[str, str, int], _Partition] = {}
         self._archs: dict[tuple[str, str], _Partition] = {}
         self._runs: dict[str, Path] = {}
+        self._tasks: dict[tuple, Any] = {}  # Benchmark.task's cache
+        self._feedback: dict[tuple[str, str], str] = {}  # feedback_dataset's cache
 
     # --- opening ------------------------------------------------------------------------------
     @classmethod
@@ -698,15 +702,48 @@ class Benchmark:
         arch = int(pick(column))
         return arch, float(column[arch])
 
-    def feedback_dataset(self, space: str, dataset: str, hp: int) -> str:
-        """Where a search on ``dataset`` reads validation accuracy and time, as NATS-Bench:
-        ``cifar10`` searches use ``cifar10-valid`` (trained on 25K, validated on the other 25K)
-        when the store has it, since ``cifar10`` itself is trained on all 50K."""
-        alt = FEEDBACK_DATASET.get(dataset)
-        if alt is not None and (space, alt, hp) in self._epochs:
-            return alt
-        self._part(space, dataset, hp)
-        return dataset
+    # --- the task view (benchmark_data.task) ---------------------------------------------------
+    def feedback_dataset(self, space: str, dataset: str, hp: int | None = None) -> str:
+        """Where a search on ``dataset`` reads its feedback and times (``task.feedback_dataset``,
+        as NATS-Bench: ``cifar10`` -> ``cifar10-valid``, trained on 25K and validated on the
+        other 25K, when the store has training results for it). With ``hp``, that recipe must
+        exist there (UserError naming the recipes it has)."""
+        out = self._feedback.get((space, dataset))
+        if out is None:  # cached: simulate_train_eval asks once per query
+            self._check_dataset(space, dataset)
+            trained = {k[1] for k, p in self._epochs.items() if k[0] == space and p.readable()}
+            out = self._feedback[(space, dataset)] = T.feedback_dataset(dataset, trained)
+        if hp is not None:
+            self._part(space, out, hp)
+        return out
+
+    def choose_dataset(self, space: str, requested: str | None = None) -> str:
+        """``requested`` (checked), else the dataset a search on this store means
+        (``task.choose_dataset``: cifar10 when present, else the only one, cifar10-valid beside
+        cifar10 not counting); a UserError listing the datasets otherwise."""
+        return T.choose_dataset(self.datasets(space), requested, where=f"the benchmark at {self.root}",
+                                space=space)
+
+    def roles(self, space: str, dataset: str, hp: int, keys: Sequence[str] | None = None
+              ) -> dict[str, str]:
+        """{"objective_column", "time_column", "fidelity_column"} (or only ``keys``) of an epochs
+        partition, as its files' metadata name them (``schema.provenance``), falling back to
+        ``schema.ROLE_COLUMNS["epochs"]`` for a role no file names; UserError where the files
+        name different columns for one role."""
+        return self._part(space, dataset, hp).roles(keys)
+
+    def task(self, space: str, dataset: str | None = None, hp: int | None = None, *,
+             final_hp: int | None = None, feedback: str | None = None,
+             final_metric: str = "test_acc") -> "T.Task":
+        """The benchmark task view of (space, dataset, hp): see ``benchmark_data.task.Task`` and
+        ``Task.from_benchmark`` for the defaults. Cached per arguments: the arrays are shared
+        read-only views of the reader's, so a second call costs nothing."""
+        key = (space, dataset, hp, final_hp, feedback, final_metric)
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = T.Task.from_benchmark(
+                self, space, dataset, hp, feedback=feedback, final_hp=final_hp, final_metric=final_metric)
+        return task
 
     def time_cost_curve(self, space: str, dataset: str, hp: int) -> Curve:
         """Seconds NATS-Bench charges for training to epoch e and evaluating once, per arch/seed:
@@ -719,8 +756,16 @@ class Benchmark:
 
     @staticmethod
     def _time_cost(part: _Partition) -> np.ndarray:
-        return part.derived("time_cost", lambda: nats_time_cost(part.column("epoch_time_s"),
-                                                                part.column("eval_time_s")))
+        def make() -> np.ndarray:
+            time_column = part.roles(("time_column",))["time_column"]
+            return T.nats_time_cost(part.column(time_column), part.column(T.EVAL_TIME_COLUMN))
+        return part.derived("time_cost", make)
+
+    @staticmethod
+    def _objective(part: _Partition) -> np.ndarray:
+        key = ("roles", ("objective_column",))
+        roles = part.cache.get(key) or part.roles(key[1])  # cached: the simulator's hot path
+        return part.column(roles["objective_column"])
 
     def simulate_train_eval(self, space: str, arch_index: Any, dataset: str, hp: int = 12,
                             epoch: int | None = None, rng: Any = None
@@ -743,7 +788,7 @@ class Benchmark:
         ep, scalar_e = self._epochs_arg(part, epoch)
         arch, ep = np.broadcast_arrays(arch, ep)
         pos = self._seed_positions(part, arch, "random", rng)
-        valid = part.column("valid_acc")[arch, pos, ep - 1]
+        valid = self._objective(part)[arch, pos, ep - 1]
         cost = self._time_cost(part)[arch, pos, ep - 1]
         if (space, dataset) in self._archs:
             latency = self._archs[(space, dataset)].column("latency_ms")[arch]  # NaN if absent
@@ -759,7 +804,7 @@ class Benchmark:
         from ``rng`` exactly as the vectorized path does, so both give the same answers."""
         seeds = np.flatnonzero(part.seed_present[a])
         pos = int(seeds[rng.integers(0, seeds.size)])
-        valid = part.column("valid_acc")[a, pos, e - 1]
+        valid = self._objective(part)[a, pos, e - 1]
         cost = self._time_cost(part)[a, pos, e - 1]
         archs = self._archs.get((space, dataset))
         latency = np.nan if archs is None else archs.column("latency_ms")[a]  # NaN if absent

@@ -1,0 +1,354 @@
+"""The benchmark task view: one (space, dataset, recipe) of a store as a search reads it.
+
+``Benchmark.task(space, dataset, hp)`` returns a ``Task``: dense arrays indexed by the project
+arch index of what a searcher sees (``feedback``: the objective column under the search recipe,
+per seed and epoch), what an evaluation costs (``cost``, by the one time-cost rule below), and
+what a result is reported as (``final``: the final metric under the reporting recipe, the mean
+over seeds). The simulator, one-shot scoring and the NATS-Bench facade all read through this
+module, so that its rules exist once:
+
+* the time-cost rule (``nats_time_cost``, NATS-Bench's);
+* the feedback dataset (``feedback_dataset``: a ``cifar10`` search reads ``cifar10-valid``'s
+  training, as NATS-Bench's ``simulate_train_eval``);
+* dataset inference (``choose_dataset``);
+* which columns play which role: the ``objective_column`` / ``time_column`` /
+  ``fidelity_column`` that ``schema.provenance`` writes into every file
+  (``Benchmark.roles``), ``schema.ROLE_COLUMNS`` where a file names none;
+* coverage: a recipe that does not cover the whole space is refused with its coverage, since a
+  search on it would get no value for the missing cells and its summary would be NaN or
+  silently biased towards the covered ones.
+
+This module imports only NumPy, ``spaces`` and ``schema``; the reader imports it (not the
+other way round), and ``Task.from_benchmark`` takes the ``Benchmark`` it is given.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Collection, Sequence
+
+import numpy as np
+
+from spaces import CategoricalSpace, get_space
+from spaces.errors import UserError
+
+from . import schema as S
+
+# The dataset whose training NATS-Bench uses as a search's feedback: cifar10 is trained on all
+# 50K training images and has no validation split, cifar10-valid on 25K, validated on the rest.
+FEEDBACK_DATASET = {"cifar10": "cifar10-valid"}
+FINAL_HP = {"tss": 200, "sss": 90}  # NATS-Bench's reporting recipes
+SEARCH_HP = 12  # NATS-Bench's search recipe, used when a store has it and none is asked for
+DEFAULT_DATASET = "cifar10"  # inferred in a store of several datasets, as NATS-Bench's scripts
+EVAL_TIME_COLUMN = "eval_time_s"  # one validation pass; the time-cost rule averages it
+
+
+def nats_time_cost(epoch_time_s: np.ndarray, eval_time_s: np.ndarray) -> np.ndarray:
+    """The one time-cost rule (NATS-Bench's): seconds charged for training to epoch e and
+    evaluating once, for arrays whose last axis is the epoch (1..n).
+
+    nats_bench's ``simulate_train_eval`` charges ``train-all-time + valid-per-time``
+    (api_utils.py, ``get_more_info``): the training times of epochs 1..e plus the validation
+    pass's *mean* time over epochs 1..e (``valid_info["all_time"] / total``). The reader, the
+    facade and the simulator all charge through this function. float64, since the simulator sums
+    these; NaN where a time is missing.
+    """
+    train = np.cumsum(epoch_time_s, axis=-1, dtype=np.float64)
+    evals = np.cumsum(eval_time_s, axis=-1, dtype=np.float64)
+    return train + evals / np.arange(1, np.shape(epoch_time_s)[-1] + 1)
+
+
+def feedback_dataset(dataset: str, available: Collection[str] | None = None) -> str:
+    """The dataset whose training a search on ``dataset`` reads its feedback and times from.
+
+    ``cifar10`` -> ``cifar10-valid`` (NATS-Bench's ``simulate_train_eval``); with ``available``
+    (the datasets a store has results for), only when the twin is among them, else ``dataset``
+    itself (e.g. an imported table of cifar10 test accuracies alone). Without ``available``: the
+    mapping itself, e.g. which split a one-shot search on cifar10 trains on.
+    """
+    twin = FEEDBACK_DATASET.get(dataset)
+    if twin is None or (available is not None and twin not in available):
+        return dataset
+    return twin
+
+
+def is_feedback_twin(dataset: str) -> bool:
+    """Whether ``dataset`` is another dataset's feedback twin (cifar10-valid): a split that a
+    search on its partner reads, not a target of its own in NATS-Bench's API."""
+    return dataset in FEEDBACK_DATASET.values()
+
+
+def choose_dataset(datasets: Sequence[str], requested: str | None = None, *,
+                   where: str = "the benchmark", space: str | None = None) -> str:
+    """``requested`` if ``datasets`` has it; else ``cifar10`` when present (NATS-Bench's main
+    dataset); else the only dataset, a feedback twin of a present dataset (cifar10-valid beside
+    cifar10) not counting. UserError listing them when ``requested`` is absent or the choice is
+    ambiguous."""
+    of_space = f" for space {space}" if space else ""
+    listed = ", ".join(datasets) or "none"
+    if requested is not None:
+        if requested in datasets:
+            return requested
+        raise UserError(f"{where} has no dataset {requested!r}{of_space}; it has: {listed}")
+    twins = {FEEDBACK_DATASET[d] for d in datasets if d in FEEDBACK_DATASET}
+    candidates = [d for d in datasets if d not in twins]
+    if DEFAULT_DATASET in candidates:
+        return DEFAULT_DATASET
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise UserError(f"{where} has no dataset{of_space}; build or import one first")
+    raise UserError(f"{where} holds several datasets{of_space} ({listed}); choose one with "
+                    "--dataset (dataset= in Python)")
+
+
+def roles_of(metas: Sequence[tuple[Any, dict[str, str]]], table: str = "epochs",
+             what: str = "", keys: Collection[str] | None = None) -> dict[str, str]:
+    """Which columns play the roles ``keys`` (default: objective / time / fidelity), from the
+    files' metadata.
+
+    ``metas``: (file, decoded key/value metadata) per file of one partition. A compacted file's
+    ``provenance_variants`` counts variant by variant. A role no file names (old files, or
+    rows written without provenance) falls back to ``schema.ROLE_COLUMNS``; files that name two
+    different columns for one asked role are a UserError, since nothing says which to believe.
+    """
+    import json
+
+    named: dict[str, dict[str, Any]] = {}
+    for path, meta in metas:
+        try:
+            variants = json.loads(meta.get("provenance_variants", "[]")) or [meta]
+        except ValueError:
+            variants = [meta]
+        for variant in variants:
+            for key in S.ROLE_COLUMNS[table]:
+                column = variant.get(key, "")
+                if column:
+                    named.setdefault(key, {}).setdefault(column, path)
+    roles = {}
+    for key, default in S.ROLE_COLUMNS[table].items():
+        if keys is not None and key not in keys:
+            continue
+        columns = named.get(key, {})
+        if len(columns) > 1:
+            listed = "; ".join(f"{c} (e.g. {p})" for c, p in columns.items())
+            raise UserError(f"the files of {what or table} disagree on {key}: {listed}; pass the "
+                            "column explicitly (e.g. feedback=) or rebuild the odd files")
+        roles[key] = next(iter(columns), default)
+    return roles
+
+
+@dataclass
+class Task:
+    """Everything a search on a tabular benchmark reads, as dense arrays indexed by the project
+    arch index.
+
+    ``feedback`` [archs, seeds, epochs] is what searchers see (the objective column, normally
+    validation accuracy, under the search recipe ``feedback_hp`` of ``feedback_dataset``);
+    ``train_time`` [archs, seeds, epochs] the recorded time of each epoch (the time column);
+    ``eval_time`` [archs, seeds, epochs] the time of one evaluation; ``final`` [archs] the
+    reported value (``final_source``, mean over seeds) under the final recipe ``final_hp`` of
+    ``dataset``. NaN marks gaps: a proposal without data counts as a failed evaluation that costs
+    nothing. Derived arrays are computed in ``__post_init__``; call it again after editing the
+    arrays in place (tests do).
+    """
+
+    space: CategoricalSpace
+    dataset: str
+    feedback: np.ndarray
+    train_time: np.ndarray
+    eval_time: np.ndarray
+    final: np.ndarray
+    feedback_source: str = "valid_acc"
+    feedback_hp: int = SEARCH_HP
+    final_source: str = "test_acc"
+    final_hp: int = 200
+    notes: list[str] = field(default_factory=list)
+    has_time: bool = True
+    feedback_dataset: str | None = None  # where feedback and times come from (None: ``dataset``)
+    time_source: str = "epoch_time_s"
+    fidelity_source: str = "epoch"  # the epochs axis: the only fidelity the dense arrays have
+
+    def __post_init__(self) -> None:
+        # What an evaluation to each epoch costs, precomputed with the one time-cost rule so
+        # that the event loop does two scalar lookups. A missing time is charged nothing.
+        self.cost = np.nan_to_num(nats_time_cost(self.train_time, self.eval_time), nan=0.0)
+        self.feedback_dataset = self.feedback_dataset or self.dataset
+        self.num_epochs = self.feedback.shape[2]
+        self.num_seeds = self.feedback.shape[1]
+        # Seeds an architecture was trained with, present ones first: a query draws among them
+        # (a table where some cells lack a seed must not answer with that seed's gap).
+        present = ~np.isnan(self.feedback).all(axis=2)
+        self.seeds_present = present.sum(axis=1).astype(np.int64)
+        self.seed_order = np.argsort(~present, axis=1, kind="stable")
+        # Epochs with any recorded feedback: the fidelities a multi-fidelity searcher may ask for.
+        self.recorded_epochs = np.flatnonzero(~np.isnan(self.feedback).all(axis=(0, 1))) + 1
+        if not self.recorded_epochs.size:
+            raise UserError(f"the {self.space.name}/{self.dataset} table has no {self.feedback_source} "
+                            "value at all; a search needs feedback")
+        if np.isnan(self.final).all():
+            raise UserError(f"the {self.space.name}/{self.dataset} table has no {self.final_source} value "
+                            f"at hp={self.final_hp}; nothing to report")
+        best = int(np.nanargmax(self.final))
+        self.best_arch, self.best_final = best, float(self.final[best])
+        self._derived: dict[str, Any] = {}  # lazily computed from the arrays above
+
+    @property
+    def min_fidelity(self) -> int:
+        """The shortest recorded training a searcher may ask for (1 on a table with every epoch;
+        the recipe's length where only the last epoch was recorded, e.g. an imported table)."""
+        return int(self.recorded_epochs[0])
+
+    @property
+    def has_curves(self) -> bool:
+        """Whether per-epoch learning curves are recorded (more than one epoch with feedback):
+        what a stopping scheduler (ASHA, HyperBand) needs to stop a training early."""
+        return self.recorded_epochs.size > 1
+
+    def draw_seed(self, arch: int, rng: np.random.Generator) -> int | None:
+        """A seed position among those ``arch`` was trained with; None when it has none."""
+        if self.num_seeds == 1:
+            return 0 if self.seeds_present[arch] else None
+        n = int(self.seeds_present[arch])
+        return int(self.seed_order[arch, rng.integers(n)]) if n else None
+
+    def evaluate(self, arch: int, epoch: int, seed: int) -> tuple[float, float]:
+        """(feedback, simulated cost in seconds) of training ``arch`` to ``epoch`` (1-based)."""
+        e = min(max(epoch, 1), self.num_epochs) - 1
+        return float(self.feedback[arch, seed, e]), float(self.cost[arch, seed, e])
+
+    # --- what one-shot scoring and the regret floor read ---------------------------------------
+    @property
+    def search_valid(self) -> np.ndarray:
+        """[archs] the feedback at the search recipe's last epoch, mean over the seeds each arch
+        was trained with (NaN where it has none): the architecture's value as searchers see it."""
+        if "search_valid" not in self._derived:
+            with warnings.catch_warnings():  # an arch without feedback stays NaN, silently
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self._derived["search_valid"] = np.nanmean(self.feedback[:, :, -1], axis=1)
+        return self._derived["search_valid"]
+
+    @property
+    def final_rank(self) -> np.ndarray:
+        """[archs] float64 rank of each architecture by ``final`` among all cells: 1 for the best,
+        ties share the better rank, NaN where the final value is unknown."""
+        if "final_rank" not in self._derived:
+            final = self.final.astype(np.float64)
+            known = np.sort(final[~np.isnan(final)])[::-1]
+            rank = 1.0 + np.searchsorted(-known, -final, side="left")
+            self._derived["final_rank"] = np.where(np.isnan(final), np.nan, rank)
+        return self._derived["final_rank"]
+
+    def rank(self, arch_index: Any) -> float | np.ndarray:
+        """``final_rank`` of one architecture (a float) or of an array of them (an array)."""
+        out = self.final_rank[np.asarray(arch_index)]
+        return float(out) if np.ndim(out) == 0 else out
+
+    @property
+    def best_by_feedback(self) -> tuple[int, float]:
+        """(arch, final value) of the cell the searchers' own feedback ranks best
+        (``search_valid``; ties to the smaller index): the regret floor of a search that finds
+        the best cell by its feedback, since no amount of search does better by that measure."""
+        if "best_by_feedback" not in self._derived:
+            valid = self.search_valid
+            if np.isnan(valid).all():
+                raise UserError(f"the {self.space.name}/{self.feedback_dataset} table has no "
+                                f"{self.feedback_source} at epoch {self.num_epochs} of hp="
+                                f"{self.feedback_hp}; no cell is best by feedback")
+            arch = int(np.nanargmax(valid))
+            self._derived["best_by_feedback"] = (arch, float(self.final[arch]))
+        return self._derived["best_by_feedback"]
+
+    # --- building one from a store ------------------------------------------------------------
+    @classmethod
+    def from_benchmark(cls, bench, space: str, dataset: str | None = None, hp: int | None = None, *,
+                       feedback: str | None = None, final_hp: int | None = None,
+                       final_metric: str = "test_acc") -> "Task":
+        """Pick the dataset, the feedback and final recipes and the role columns from what a
+        store holds, and say in ``notes`` which were used where that was not asked for.
+
+        ``dataset`` None: inferred (``choose_dataset``). ``hp`` None: hp=12 when the feedback
+        dataset has it, else its shortest recipe. ``feedback`` None: the files'
+        ``objective_column``. ``final_hp`` None: NATS-Bench's reporting recipe (``FINAL_HP``),
+        else the longest recipe covering the whole space. Uncached; ``Benchmark.task`` caches.
+        """
+        dataset = bench.choose_dataset(space, dataset)
+        sp = get_space(space)
+        search_ds = bench.feedback_dataset(space, dataset)
+        notes = []
+        if hp is None:
+            hps = bench.hps(space, search_ds)
+            if not hps:
+                raise UserError(f"{space}/{search_ds} has no training results (only architecture "
+                                "costs); a search needs epochs rows")
+            hp = SEARCH_HP if SEARCH_HP in hps else min(hps)
+        bench.num_epochs(space, search_ds, hp)  # a missing or damaged recipe: its own clear error
+        asked = ("fidelity_column", "time_column") + (("objective_column",) if feedback is None else ())
+        roles = bench.roles(space, search_ds, hp, keys=asked)
+        where = f"{space}/{search_ds} hp={hp}"
+        if roles["fidelity_column"] != "epoch":
+            raise UserError(f"the files of {where} name fidelity_column "
+                            f"{roles['fidelity_column']!r}; the reader lays training out by "
+                            "epoch only, so a search cannot use another fidelity")
+        if feedback is None:
+            feedback = _metric_role(roles, "objective_column", where)
+        time_column = _metric_role(roles, "time_column", where)
+        fb = bench.curve(space, search_ds, hp, feedback).values
+        if np.isnan(fb).all() and feedback == "valid_acc":
+            fb = bench.curve(space, search_ds, hp, "test_acc").values
+            feedback = "test_acc"
+            notes.append(f"{space}/{search_ds} has no validation split: feedback is test accuracy")
+        _check_coverage(fb, f"{where}", "--hp", bench.hps(space, search_ds),
+                        lambda h: bench.curve(space, search_ds, h, feedback).values)
+        train_time = bench.curve(space, search_ds, hp, time_column).values
+        eval_time = bench.curve(space, search_ds, hp, EVAL_TIME_COLUMN).values
+        has_time = not np.isnan(train_time).all()
+        final_hps = bench.hps(space, dataset)
+        if final_hp is None:
+            final_hp = FINAL_HP.get(space)
+            if final_hp not in final_hps:
+                final_hp = _longest_complete_recipe(bench, space, dataset, final_hps, final_metric)
+                notes.append(f"no hp={FINAL_HP.get(space)} recipe for {space}/{dataset}: the final value is "
+                             f"{final_metric} under hp={final_hp}, the longest recipe covering every architecture")
+        bench.num_epochs(space, dataset, final_hp)
+        fin = bench.curve(space, dataset, final_hp, final_metric).values[:, :, -1]
+        _check_coverage(fin[:, :, None], f"{space}/{dataset} hp={final_hp} ({final_metric})", "--final-hp",
+                        final_hps, lambda h: bench.curve(space, dataset, h, final_metric).values[:, :, -1:])
+        with warnings.catch_warnings():  # an arch without a final value stays NaN, silently
+            warnings.simplefilter("ignore", RuntimeWarning)
+            final = np.nanmean(fin, axis=1)
+        return cls(sp, dataset, fb, train_time, eval_time, final.astype(np.float32), feedback, hp,
+                   final_metric, final_hp, notes, has_time, search_ds, time_column, "epoch")
+
+
+def _metric_role(roles: dict[str, str], key: str, where: str) -> str:
+    column = roles[key]
+    if column not in S.EPOCH_METRICS:
+        raise UserError(f"the files of {where} name {key} {column!r}, which is not a metric column "
+                        f"({', '.join(S.EPOCH_METRICS)}); rewrite them with schema.provenance")
+    return column
+
+
+def _covered(values: np.ndarray) -> np.ndarray:
+    """Per architecture: whether any seed has any value ([archs, seeds, epochs] in)."""
+    return ~np.isnan(values).all(axis=(1, 2))
+
+
+def _check_coverage(values: np.ndarray, what: str, flag: str, hps, values_of) -> None:
+    covered = _covered(values)
+    if covered.all():
+        return
+    complete = [h for h in sorted(hps) if _covered(values_of(h)).all()]
+    raise UserError(f"{what} covers {int(covered.sum()):,} of {covered.size:,} architectures "
+                    f"({100 * covered.mean():.1f} %): a search would get no value for the rest. "
+                    + (f"Choose a recipe that covers the space ({flag} {' or '.join(map(str, complete))})."
+                       if complete else "No recipe of this store covers the space."))
+
+
+def _longest_complete_recipe(bench, space: str, dataset: str, hps, metric: str) -> int:
+    for hp in sorted(hps, reverse=True):
+        if _covered(bench.curve(space, dataset, hp, metric).values[:, :, -1:]).all():
+            return hp
+    raise UserError(f"no recipe of {space}/{dataset} covers every architecture with {metric}; "
+                    "pass --final-hp to choose one explicitly")
