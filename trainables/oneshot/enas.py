@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from orchestrator.searchers.reinforce import MovingAverageBaseline
+from spaces.baseline import MovingAverageBaseline
 
 from .strategy import Strategy
 from .supernet import NUM_EDGES, NUM_OPS, ArchSample

@@ -1,5 +1,8 @@
 """The one-shot search loop, its exact checkpoints, and the Ray Tune trainable that hosts it.
 
+The trainable is the shared Tune plumbing of ``trainables.tune_host``; the benchmark figures of a
+derived architecture come from ``lookup.ArchLookup`` (re-exported here).
+
 ``SearchEngine`` owns the supernet, the weight optimizer, the data and the random streams; the
 strategy (``strategy.Strategy`` subclass) decides which sub-network each step trains, how the
 architecture parameters learn and what to derive. One ``run_epoch()`` = one search epoch: for each
@@ -41,14 +44,11 @@ on the half the benchmark scores.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
-import os
-import resource
 import time
-from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,10 +58,15 @@ from spaces import get_space
 from spaces.errors import UserError
 from trainables.data import Dataset, iterate_batches
 from trainables.recipes import Recipe
-from trainables.train import _seed_of
+from trainables.seeding import seed_of
+from trainables.tune_host import EngineHost, absolute_path, module_getattr, tune_class
 
 from . import strategy_class
+from .lookup import ArchLookup, peak_rss_mib
 from .supernet import ArchSample, TopologySupernet
+
+__all__ = ["ENGINE_KNOBS", "RANK_BATCH", "ArchLookup", "SearchEngine", "oneshot_trainable", "peak_rss_mib",
+           "search_recipe"]
 
 RANK_BATCH = 512
 # Knobs the engine reads itself (the rest go to the strategy); see the module docstring.
@@ -99,7 +104,7 @@ class SearchEngine:
             raise UserError(f"dataset {dataset.name!r} has no validation split: one-shot search "
                             "trains the weights on train and the architecture on valid")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed_of(seed, 0))
+            torch.manual_seed(seed_of(seed, 0))
             net = TopologySupernet(dataset.num_classes, C=C, N=N, in_channels=dataset.in_channels)
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.weight_optimizer = torch.optim.SGD(
@@ -108,8 +113,8 @@ class SearchEngine:
         for p in self.net.parameters():  # zero, never None: every op decays (module docstring), and a
             p.grad = torch.zeros_like(p)  # restored search matches an uninterrupted one
         self.data_generator = torch.Generator(device=dataset.train.images.device)
-        self.data_generator.manual_seed(_seed_of(seed, 1))
-        self.arch_generator = torch.Generator().manual_seed(_seed_of(seed, 2))
+        self.data_generator.manual_seed(seed_of(seed, 1))
+        self.arch_generator = torch.Generator().manual_seed(seed_of(seed, 2))
         self.strategy = cls(self.net, self.arch_generator, epochs, **strategy_knobs)
         self.epoch = 0
         self._clean_valid = None
@@ -245,54 +250,27 @@ def _checked_knobs(cls, algorithm: str, knobs: Mapping[str, Any]) -> dict[str, A
     return dict(knobs)
 
 
-# --- what the benchmark says about a derived architecture -----------------------------------------
-@dataclass(frozen=True)
-class ArchLookup:
-    """Benchmark figures of every architecture, as arrays indexed by the project arch index.
-
-    ``final``: test accuracy under ``final_hp`` (the longest recipe covering every architecture;
-    hp=200 for NATS-Bench data); ``search_valid``: validation accuracy under ``search_hp`` (12).
-    ``rank``: 1 for the best ``final`` value; ties share the better rank; NaN where unknown.
-    """
-
-    final: np.ndarray
-    search_valid: np.ndarray
-    final_hp: int
-    search_hp: int
-    dataset: str
-
-    @functools.cached_property
-    def rank(self) -> np.ndarray:
-        known = np.sort(self.final[~np.isnan(self.final)])[::-1]
-        rank = 1.0 + np.searchsorted(-known, -self.final, side="left")
-        return np.where(np.isnan(self.final), np.nan, rank)
-
-    def figures(self, arch_index: int) -> dict[str, float]:
-        return {"test_acc": float(self.final[arch_index]), "valid_acc_search_hp": float(self.search_valid[arch_index]),
-                "rank": float(self.rank[arch_index]), "final_hp": self.final_hp, "search_hp": self.search_hp}
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 # --- the Ray Tune trainable -----------------------------------------------------------------------
-class _OneShotMixin:
+class _OneShotMixin(EngineHost):
     """One Tune trial = one one-shot search; one ``step()`` = one search epoch.
 
-    Config keys: algorithm, dataset ("digits"), data_dir, seed (0), epochs, C, N, threads (1),
-    device ("cpu"; "cuda" only where the trial reserved a GPU), knobs (dict of strategy knobs). ``lookup`` (an ArchLookup, passed
-    with ``tune.with_parameters``) adds the derived architecture's benchmark figures to each result.
+    Config keys: algorithm, dataset ("digits"), data_dir (relative: from the launch folder), seed
+    (0), epochs, C, N, threads (1), device ("cpu"; "cuda" only where the trial reserved a GPU),
+    knobs (dict of strategy knobs). ``lookup`` (an ArchLookup, passed with
+    ``tune.with_parameters``) adds the derived architecture's benchmark figures to each result.
     A checkpoint per epoch holds the engine's whole state (see the module docstring).
     """
+
+    CHECKPOINT_FILE = "search.pt"
 
     def setup(self, config: dict, lookup: ArchLookup | None = None) -> None:
         from trainables.data.splits import search_dataset
 
         torch.set_num_threads(max(1, int(config.get("threads", 1))))
         device = config.get("device") or "cpu"  # the driver asks for cuda only with GPUs reserved
-        dataset = search_dataset(str(config.get("dataset", "digits")), config.get("data_dir"), device)
+        data_dir = config.get("data_dir")
+        dataset = search_dataset(str(config.get("dataset", "digits")),
+                                 None if data_dir is None else str(absolute_path(data_dir)), device)
         self.engine = SearchEngine(config["algorithm"], dataset, epochs=int(config["epochs"]),
                                    seed=int(config.get("seed", 0)), C=int(config["C"]), N=int(config["N"]),
                                    device=device, knobs=config.get("knobs"))
@@ -309,29 +287,17 @@ class _OneShotMixin:
         result["done"] = self.engine.epoch >= self.engine.recipe.epochs
         return result
 
-    def save_checkpoint(self, checkpoint_dir: str) -> None:
-        torch.save({"engine": self.engine.state_dict(), "search_time": self.search_time},
-                   os.path.join(checkpoint_dir, "search.pt"))
+    def extra_state(self) -> dict[str, Any]:
+        return {"search_time": self.search_time}
 
-    def load_checkpoint(self, checkpoint: str | dict) -> None:
-        path = checkpoint if isinstance(checkpoint, str) else checkpoint["path"]
-        state = torch.load(os.path.join(path, "search.pt"), weights_only=False)
-        self.engine.load_state_dict(state["engine"])
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         self.search_time = state["search_time"]
 
 
-@functools.cache
-def oneshot_trainable():
+def oneshot_trainable() -> type:
     """The ``OneShotSearch`` Tune trainable class (built on first use: importing ray.tune costs ~1 s)."""
-    from ray import tune
-
-    cls = type("OneShotSearch", (_OneShotMixin, tune.Trainable), {
-        "__module__": __name__, "__qualname__": "OneShotSearch", "__doc__": _OneShotMixin.__doc__})
-    globals()["OneShotSearch"] = cls  # later lookups (and pickling by reference) find it directly
-    return cls
+    return tune_class(_OneShotMixin, "OneShotSearch")
 
 
-def __getattr__(name: str):
-    if name == "OneShotSearch":
-        return oneshot_trainable()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``OneShotSearch`` is created on first access (see trainables.tune_host).
+__getattr__ = module_getattr(__name__, {"OneShotSearch": _OneShotMixin})

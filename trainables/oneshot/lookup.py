@@ -1,0 +1,44 @@
+"""What the benchmark says about the architecture a one-shot search derived.
+
+No torch here: the driver builds the lookup from the store and hands it to every trial
+(``tune.with_parameters``); each result then carries the derived architecture's figures.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ArchLookup:
+    """Benchmark figures of every architecture, as arrays indexed by the project arch index.
+
+    ``final``: test accuracy under ``final_hp`` (the longest recipe covering every architecture;
+    hp=200 for NATS-Bench data); ``search_valid``: validation accuracy under ``search_hp`` (12).
+    ``rank``: 1 for the best ``final`` value; ties share the better rank; NaN where unknown.
+    """
+
+    final: np.ndarray
+    search_valid: np.ndarray
+    final_hp: int
+    search_hp: int
+    dataset: str
+
+    @functools.cached_property
+    def rank(self) -> np.ndarray:
+        known = np.sort(self.final[~np.isnan(self.final)])[::-1]
+        rank = 1.0 + np.searchsorted(-known, -self.final, side="left")
+        return np.where(np.isnan(self.final), np.nan, rank)
+
+    def figures(self, arch_index: int) -> dict[str, float]:
+        return {"test_acc": float(self.final[arch_index]), "valid_acc_search_hp": float(self.search_valid[arch_index]),
+                "rank": float(self.rank[arch_index]), "final_hp": self.final_hp, "search_hp": self.search_hp}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
