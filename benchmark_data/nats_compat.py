@@ -54,6 +54,7 @@ from spaces.errors import UserError
 
 from . import schema as S
 from .reader import Benchmark
+from .task import feedback_dataset, is_feedback_twin
 
 TSS_NAMES, SSS_NAMES = ("tss", "topology"), ("sss", "size")
 _COMMENT = ("In this dict, train-loss/accuracy/time is the metric on the {train} of CIFAR-10. The "
@@ -369,26 +370,26 @@ class NATSCompat:
                             hp: Any = "12", account_time: bool = True
                             ) -> tuple[float, float | None, float, float]:
         """(valid accuracy, latency, time cost, total used time) as NATS-Bench: one random seed;
-        ``cifar10`` takes its feedback from ``cifar10-valid``; time = training up to ``iepoch``
-        plus one validation pass."""
+        the feedback dataset and the time cost are the task view's (``benchmark_data.task``:
+        ``cifar10`` reads ``cifar10-valid``; ``nats_time_cost``: training up to ``iepoch`` plus
+        the mean validation pass), so the facade charges what the simulator charges."""
         index = self.query_index_by_arch(arch)
-        feedback = "cifar10-valid" if dataset == "cifar10" else dataset
-        if dataset == "cifar10-valid" or dataset not in self._datasets:
+        if is_feedback_twin(dataset) or dataset not in self._datasets:
             raise UserError(f"Invalid dataset name : {dataset} vs "
-                            f"{[d for d in self._datasets if d != 'cifar10-valid']}")
-        info = self.get_more_info(index, feedback, iepoch=iepoch, hp=hp, is_random=True)
-        if "valid-accuracy" in info:
-            valid_acc, per_time = info["valid-accuracy"], info["valid-per-time"]
-        elif "valtest-accuracy" in info:
-            valid_acc = info["valtest-accuracy"]
-            per_time = self.get_more_info(index, dataset, None, hp, True).get("valid-per-time")
-        else:
+                            f"{[d for d in self._datasets if not is_feedback_twin(d)]}")
+        feedback = self.bench.feedback_dataset(self.space, dataset)
+        project, curves, seeds = self._trials(index, feedback, hp)
+        e = self._iepoch(curves, iepoch)
+        # one seed drawn with Python's random, exactly as get_more_info(is_random=True) draws it
+        (pos,) = self._seed_positions(curves, seeds, True)
+        valid_acc = _mean(curves["valid_acc"].values[project, [pos], e])
+        if valid_acc is None:
             raise UserError(f"the store has no validation accuracy of architecture {arch!r} on "
                             f"{feedback} with hp={hp}")
-        if info.get("train-all-time") is None or per_time is None:
+        time_cost = float(self.bench.time_cost_curve(self.space, feedback, self._hp(hp)).values[project, pos, e])
+        if time_cost != time_cost:
             raise UserError(f"the store has no training/evaluation times of architecture {arch!r} "
                             f"on {feedback} with hp={hp}, so no time can be simulated")
-        time_cost = info["train-all-time"] + per_time
         latency = self.get_latency(index, dataset, hp=hp)
         if account_time:
             self._used_time += time_cost
@@ -399,8 +400,10 @@ class NATSCompat:
                   enforce_all: bool | None = None) -> tuple[int, float | None]:
         """(official index, accuracy) of the best seed-mean accuracy at the last epoch, among
         architectures within the FLOP / parameter limits; ties go to the smaller official index."""
-        if dataset == "cifar10" and metric_on_set == "valid":
-            dataset, metric_on_set = "cifar10-valid", "x-valid"
+        if metric_on_set == "valid" and feedback_dataset(dataset) != dataset:
+            # NATS-Bench: cifar10's validation accuracy is its feedback twin's (cifar10-valid)
+            dataset = feedback_dataset(dataset)
+            metric_on_set = _set_names(dataset)[0]
         elif metric_on_set in ("valid", "test"):
             metric_on_set = {"valid": "x-valid", "test": "ori-test" if dataset == "cifar10"
                              else "x-test"}[metric_on_set]
