@@ -2,7 +2,7 @@
 """The six one-shot algorithms x seeds on the embedded benchmark (NATS-Bench Figure 5.7a, small).
 
 Every (algorithm, seed) is one Ray Tune trial of the real one-shot trainable, as
-`orchestrate.py --searcher ALGO` runs it; the architecture derived after each search epoch is
+`orchestrate.py oneshot --searcher ALGO` runs it; the architecture derived after each search epoch is
 scored by the benchmark (test accuracy under its longest complete recipe, rank among all 15,625
 cells). Prints, per algorithm: the derived architecture's accuracy after selected epochs
 (mean +- std over seeds), its final rank, search wall time, seconds per epoch, peak memory, and
@@ -64,7 +64,7 @@ def plot(rows, lookup, path: Path, title: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--benchmark", default=None, help="store (default: the embedded benchmark)")
+    p.add_argument("--store", default=None, help="store (default: the embedded benchmark)")
     p.add_argument("--dataset", default=None)
     p.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated (default: all six)")
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
@@ -77,14 +77,15 @@ def main() -> None:
     args = p.parse_args()
 
     algorithms = tuple(a.strip() for a in args.algorithms.split(",") if a.strip())
-    bench, dataset, lookup, (C, N), train_dataset = resolve_benchmark(args.benchmark, args.dataset)
+    scoring = resolve_benchmark(None if args.store in (None, "embedded") else args.store, args.dataset)
+    bench, dataset, lookup, C, N = scoring.bench, scoring.dataset, scoring.lookup, scoring.C, scoring.N
     experiment = time.strftime("bench-oneshot-%Y%m%d-%H%M%S")
     settings = OneShotSettings(experiment=experiment, algorithms=algorithms, seeds=tuple(range(args.seeds)),
-                               epochs=args.epochs, dataset=dataset, train_dataset=train_dataset, C=C, N=N,
+                               epochs=args.epochs, dataset=dataset, train_dataset=scoring.train_dataset, C=C, N=N,
                                knobs={} if args.arch_lr is None else {"arch_lr": args.arch_lr})
     out = Path(args.out).resolve()
     started = time.perf_counter()
-    rows = run_oneshot(settings, lookup, out / "oneshot" / experiment, parallel=args.parallel)
+    rows = run_oneshot(settings, lookup, out / "oneshot" / experiment, parallel=args.parallel).rows
     wall = time.perf_counter() - started
 
     print(f"\nbenchmark {bench.root}: tss/{dataset}, C={C} N={N}; score = test acc at hp={lookup.final_hp}")

@@ -8,7 +8,7 @@ script — the wall time of the same searcher when every evaluation is a Ray Tun
 one generic adapter, reuse_actors=True, a trainable that only looks the answer up). The ratio is
 the point: the simulator exists because per-trial overhead dwarfs a table lookup.
 
-    python benchmarks/bench_search.py [--benchmark STORE] [--runs 100] [--tune-runs 1]
+    python benchmarks/bench_search.py [--store STORE] [--runs 100] [--tune-runs 1]
 
 Prints `name: value unit` lines.
 """
@@ -56,7 +56,7 @@ def tune_run(table: SimTable, name: str, evaluations: int, seed: int, storage: s
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--benchmark", default=None, help="store (default: the embedded benchmark)")
+    p.add_argument("--store", default=None, help="store (default: 'embedded', the embedded benchmark)")
     p.add_argument("--dataset", default=None)
     p.add_argument("--runs", type=int, default=100, help="simulated runs per cheap searcher")
     p.add_argument("--model-runs", type=int, default=20, help="simulated runs for bohb and tpe")
@@ -65,9 +65,9 @@ def main() -> None:
 
     from benchmark_data.reader import Benchmark
 
-    bench = Benchmark.open(args.benchmark)
-    dataset = args.dataset or [d for d in bench.datasets("tss") if not d.endswith("-valid")][0]
-    table = SimTable.from_benchmark(bench, "tss", dataset)
+    bench = Benchmark.open(None if args.store in (None, "embedded") else args.store)
+    table = SimTable.from_benchmark(bench, "tss", args.dataset)
+    dataset = table.dataset
     budget, why = default_budget(table)
     print(f"benchmark: {bench.root} ({dataset}); budget {budget} per run ({why}); 1 worker")
 

@@ -48,49 +48,43 @@ def default_budget(table: SimTable) -> tuple[Budget, str]:
                                      f"({median:.3g} s) of {table.dataset} at hp={table.feedback_hp}")
 
 
-def choose_dataset(bench, space: str, requested: str | None) -> str:
-    """``requested``, else cifar10 when the benchmark has it, else its only dataset (UserError if several)."""
-    if requested is not None:
-        return requested
-    datasets = bench.datasets(space)
-    candidates = [d for d in datasets if not d.endswith("-valid")]
-    dataset = "cifar10" if "cifar10" in candidates else (candidates[0] if len(candidates) == 1 else None)
-    if dataset is None:
-        raise UserError(f"the benchmark holds several datasets ({', '.join(datasets)}); choose one with --dataset")
-    return dataset
-
-
-def unique_experiment_name(stem: str) -> str:
-    """``stem``, the time and a random suffix: two runs started in the same second never share
-    a default name (and so never write one partition twice)."""
-    import uuid
-
-    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}".replace(" ", "")
-
-
-def check_new_experiment(out_root: str | Path, experiment: str) -> None:
-    """Refuse an experiment name whose ``runs`` partition exists already: appending would put two
-    runs' rows under one key (readers would stitch them, ``compact`` would drop one silently)."""
-    from benchmark_data.schema import check_partition_value
-
-    check_partition_value("experiment", experiment)
-    folder = Path(out_root).expanduser() / "runs" / f"experiment={experiment}"
-    if folder.exists() and any(folder.iterdir()):
-        raise UserError(f"experiment {experiment!r} exists already in {folder.parent}; choose another "
-                        "--experiment (or leave it out for a fresh name), or remove that folder to redo it")
-
-
 @dataclass
 class RunSpec:
+    """One searcher's runs: its budget, simulated workers, stopping scheduler, knobs and protocol."""
+
     searcher: str
     budget: Budget
     workers: int = 1
     knobs: dict = field(default_factory=dict)
     incumbent: str = "nats"
     past_budget: bool | None = None  # None: as NATS-Bench's script for this searcher
+    scheduler: str = "fifo"          # fifo | asha | hyperband (orchestrator.schedulers)
 
     def runs_past_budget(self) -> bool:
         return self.searcher in protocol.RUNS_PAST_BUDGET if self.past_budget is None else self.past_budget
+
+    def check(self, table: SimTable) -> None:
+        """UserError now, before any run, for what the runs would refuse later."""
+        from .common import check_scheduler
+
+        check_scheduler(self.searcher, self.scheduler)
+        self.make_scheduler(table)
+
+    def make_scheduler(self, table: SimTable):
+        """The simulated stopping scheduler of one run (None for FIFO), over the table's epochs."""
+        if self.scheduler == "fifo":
+            return None  # (and the schedulers are not even imported)
+        from .schedulers import make_sim_scheduler
+
+        return make_sim_scheduler(self.scheduler, table=table)
+
+
+@dataclass
+class SimRuns:
+    """The trajectories of an experiment's runs and the wall time each run took."""
+
+    rows: pd.DataFrame                       # one row per event, sorted by searcher, run_seed, event
+    wall_s: dict[tuple[str, int], float]     # (searcher, run_seed) -> seconds
 
 
 def make_run_searcher(table: SimTable, spec: RunSpec, seed: int):
@@ -106,58 +100,62 @@ def resolved_knobs(table: SimTable, spec: RunSpec) -> dict:
     return make_run_searcher(table, spec, 0).all_knobs
 
 
-def run_one(table: SimTable, spec: RunSpec, seed: int, on_progress=None) -> pd.DataFrame:
-    """One seeded run as rows of the `runs` table (without the experiment-wide columns)."""
+def run_one(table: SimTable, spec: RunSpec, seed: int, on_progress=None) -> tuple[pd.DataFrame, float]:
+    """One seeded run as rows of the `runs` table (without the experiment-wide columns), and its wall time."""
     searcher = make_run_searcher(table, spec, seed)
     started = time.perf_counter()
     traj = run_search(table, searcher, spec.budget, workers=spec.workers, seed=seed, on_progress=on_progress,
-                      incumbent=spec.incumbent, past_budget=spec.runs_past_budget())
+                      incumbent=spec.incumbent, past_budget=spec.runs_past_budget(),
+                      **_TMP_SCHED(spec.make_scheduler(table)))
+    wall = time.perf_counter() - started
     df = pd.DataFrame(traj)
     df.insert(0, "run_seed", seed)
     df.insert(0, "searcher", spec.searcher)
-    df.attrs["wall_s"] = time.perf_counter() - started
-    return df
+    return df, wall
 
 
-def _run_many(table: SimTable, spec: RunSpec, seeds: list[int]) -> list[pd.DataFrame]:
+def _TMP_SCHED(s):
+    return {} if s is None else {"scheduler": s}
+
+
+def _run_many(table: SimTable, spec: RunSpec, seeds: list[int]) -> list[tuple[pd.DataFrame, float]]:
     return [run_one(table, spec, s) for s in seeds]
 
 
 def run_experiment(table: SimTable, specs: list[RunSpec], seeds: list[int], *, address: str | None = None,
-                   parallel: int | None = None, progress: bool = True) -> pd.DataFrame:
+                   parallel: int | None = None, progress: bool = True) -> SimRuns:
     """All (searcher, seed) runs; in-process, or as Ray tasks when an address or parallelism is given."""
-    from tqdm.auto import tqdm
+    from .common import advance_bar, finish_bar, progress_bar
 
     jobs = [(spec, s) for spec in specs for s in seeds]
-    frames: list[pd.DataFrame] = []
+    done: list[tuple[pd.DataFrame, float]] = []
     if len(jobs) == 1 and address is None and not parallel:
         # One long run: show its progress through the budget rather than a 0/1 run counter.
         spec, s = jobs[0]
         by_time = spec.budget.seconds is not None
-        bar = tqdm(total=spec.budget.seconds if by_time else spec.budget.evaluations, disable=not progress,
-                   desc=spec.searcher, unit="sim s" if by_time else "eval", dynamic_ncols=True)
+        bar = progress_bar(spec.budget.seconds if by_time else spec.budget.evaluations, desc=spec.searcher,
+                           unit="sim s" if by_time else "eval", quiet=not progress)
 
         def advance(sim_time: float, evaluations: int) -> None:
-            bar.update((sim_time if by_time else evaluations) - bar.n)
-            bar.set_postfix_str(f"{evaluations} evaluations")
+            advance_bar(bar, sim_time if by_time else evaluations)
+            bar.set_postfix_str(f"{evaluations} evaluations", refresh=False)
 
-        frames.append(run_one(table, spec, s, on_progress=advance))
-        bar.close()
-        jobs = []
-    bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress or not jobs, dynamic_ncols=True)
-    if not jobs:
-        pass
+        done.append(run_one(table, spec, s, on_progress=advance))
+        finish_bar(bar)
     elif address is None and not parallel:
+        bar = progress_bar(len(jobs), desc="runs", unit="run", quiet=not progress)
         for spec, s in jobs:
-            bar.set_postfix_str(spec.searcher)
-            frames.append(run_one(table, spec, s))
+            bar.set_postfix_str(spec.searcher, refresh=False)
+            done.append(run_one(table, spec, s))
             bar.update()
+        finish_bar(bar)
     else:
         import ray
 
-        from trainables.ray_utils import start_ray
+        from .common import ray_session
 
-        with start_ray(address=address, num_cpus=parallel):
+        bar = progress_bar(len(jobs), desc="runs", unit="run", quiet=not progress)
+        with ray_session(address=address, num_cpus=parallel, quiet=not progress):
             remote = ray.remote(num_cpus=1)(_run_many)
             table_ref = ray.put(table)
             chunk = max(1, len(seeds) // (4 * max(1, int(ray.cluster_resources().get("CPU", 1)))))
@@ -167,26 +165,25 @@ def run_experiment(table: SimTable, specs: list[RunSpec], seeds: list[int], *, a
                     part = seeds[i:i + chunk]
                     pending[remote.remote(table_ref, spec, part)] = len(part)
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                frames.extend(ray.get(done[0]))
-                bar.update(pending.pop(done[0]))
-    bar.close()
-    walls = {(f["searcher"].iat[0], int(f["run_seed"].iat[0])): f.attrs.get("wall_s", np.nan) for f in frames if len(f)}
-    frames = [f for f in frames if len(f)]
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                done.extend(ray.get(ready[0]))
+                bar.update(pending.pop(ready[0]))
+        finish_bar(bar)
+    walls = {(f["searcher"].iat[0], int(f["run_seed"].iat[0])): w for f, w in done if len(f)}
+    frames = [f for f, _ in done if len(f)]
     if not frames:
         raise UserError("no run completed a single evaluation within the budget; raise the budget")
     out = pd.concat(frames, ignore_index=True)
     out = out.sort_values(["searcher", "run_seed", "event"], kind="stable").reset_index(drop=True)
-    out.attrs["run_wall_s"] = walls
-    return out
+    return SimRuns(out, walls)
 
 
-def summarize(runs: pd.DataFrame, table: SimTable, budget: Budget) -> pd.DataFrame:
+def summarize(result: SimRuns, table: SimTable, budget: Budget) -> pd.DataFrame:
     """Per searcher, as NATS-Bench reports it: the incumbent's test accuracy at the budget (for a
     time budget interpolated between the two events nearest to it, ``protocol.value_at``), its
     mean and std over runs (ddof 0, ``protocol.NATS_STD_DDOF``); beside it the accuracy at the
     run's last event, the regret, time used, evaluations and wall time."""
-    walls = runs.attrs.get("run_wall_s", {})
+    runs, walls = result.rows, result.wall_s
     rows = []
     for name, g in runs.groupby("searcher", sort=False):
         at_budget, last, used, events, wall = [], [], [], [], []
@@ -208,7 +205,7 @@ def summarize(runs: pd.DataFrame, table: SimTable, budget: Budget) -> pd.DataFra
             "regret_mean": table.best_final - at_budget.mean(),
             "sim_time_used_s_mean": float(np.mean(used)) if table.has_time else np.nan,
             "evaluations_mean": float(np.mean(events)),
-            "wall_ms_per_run_median": 1e3 * float(np.nanmedian(wall)) if not np.isnan(wall).all() else np.nan,
+            "wall_s_per_run_median": float(np.nanmedian(wall)) if not np.isnan(wall).all() else np.nan,
         })
     return pd.DataFrame(rows)
 
@@ -229,7 +226,6 @@ def curves_table(runs: pd.DataFrame, budget: Budget, step_s: float = protocol.CU
 def runs_table(runs: pd.DataFrame, table: SimTable, experiment: str, budget: Budget) -> pd.DataFrame:
     """The trajectory with the experiment-wide columns of the `runs` schema."""
     df = runs.copy()
-    df.attrs = {}  # per-run wall times live in the summary, not in the file
     df.insert(0, "experiment", experiment)
     df["space"] = table.space.name
     df["dataset"] = table.dataset

@@ -1,6 +1,6 @@
 """Live search: any multi-trial searcher proposes architectures that Ray Tune trains for real.
 
-``python orchestrate.py --mode train --searcher rea --dataset digits --C 8 --N 1 --trials 20``
+``python orchestrate.py train --searcher rea --dataset digits --C 8 --N 1 --trials 20``
 
 One Tune trial = one architecture trained by ``trainables.train.TrainArch`` (one ``step()`` per
 epoch, a checkpoint per epoch, its rows appended to the Parquet store). The searcher is one of
@@ -32,7 +32,7 @@ Choices that are not obvious:
     ``archs``) through TrainArch; the experiment folder ``<out>/live/<experiment>/`` holds Ray's
     files, ``live_settings.json`` and ``trials.parquet`` (one row per trial, see TRIAL_COLUMNS).
   * Everything a user can get wrong is checked before Ray starts and before anything is written
-    (the data set is loaded once in the driver for that reason). That includes a ``--store``
+    (``orchestrator.modes.train`` checks the flags; the data set is loaded once in the driver). That includes a ``--store``
     whose rows of this space and dataset were trained with another skeleton (C, N) or, at this
     hp, another recipe (``trainables.train.check_store``): neither is a key column, so the
     trials would train and then find every key they share with those rows taken.
@@ -42,12 +42,11 @@ Choices that are not obvious:
     file system every node sees: trials write their rows and checkpoints from where they run.
 
 This module imports Ray only inside functions, so the CLI stays fast for bad input and for the
-simulated mode.
+simulated mode. Its flags and their checks are ``orchestrator.modes.train``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -58,18 +57,12 @@ from typing import Any, Callable, Sequence
 
 from spaces.errors import UserError
 
-SCHEDULERS = ("fifo", "asha", "hyperband")
+from .common import GRACE_PERIOD, REDUCTION_FACTOR, SCHEDULERS, absolute, ray_session, run_config, trial_dirname
+
 METRIC, MODE = "valid_acc", "max"
-REDUCTION_FACTOR = 3
 SETTINGS_FILE = "live_settings.json"
 TRIALS_FILE = "trials.parquet"
 LIVE_FOLDER = "live"  # experiments live in <out>/live/<experiment>
-
-# Flags of orchestrate.py that belong to one mode only; giving one in the other mode is an error
-# (a value other than the flag's default counts as given).
-TRAIN_FLAGS = ("data_dir", "recipe", "epochs", "trials", "scheduler", "store", "C", "N",
-               "lr_schedule_step", "max_concurrent", "max_failures", "gpus_per_trial", "resume")
-SIMULATE_FLAGS = ("budget", "runs", "workers", "benchmark", "hp", "final_hp", "parallel")
 
 # Columns of trials.parquet, in order, with their meaning (documented once, here).
 TRIAL_COLUMNS = {
@@ -156,87 +149,8 @@ class LiveOutcome:
     interrupted: bool
 
 
-# ----- flags -> settings (all validation happens here, before anything runs or is written) ------
-def check_mode_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """UserError for a flag of the other mode, so that it is never silently ignored."""
-    other = SIMULATE_FLAGS if args.mode == "train" else TRAIN_FLAGS
-    given = [name for name in other if getattr(args, name) != parser.get_default(name)]
-    if given:
-        flags = ", ".join("--" + n.replace("_", "-") for n in given)
-        mode = "simulate" if args.mode == "train" else "train"
-        raise UserError(f"{flags}: only for --mode {mode}; drop them or change --mode")
-
-
 def experiment_dir(out: str | Path, experiment: str) -> Path:
-    return _absolute(out) / LIVE_FOLDER / experiment
-
-
-def settings_from_args(args: argparse.Namespace) -> LiveSettings:
-    """Check every live-mode flag and turn them into settings; UserError naming the bad one."""
-    from orchestrator.searchers import SEARCHERS
-    from spaces import get_space
-    from trainables.data import DATASETS
-    from trainables.recipes import get_recipe
-
-    if args.searcher not in SEARCHERS:
-        raise UserError(f"--mode train runs one searcher at a time; choose one of {', '.join(SEARCHERS)}")
-    get_space(args.space)
-    dataset = args.dataset or "digits"
-    if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    _at_least("--trials", args.trials, 1)
-    C = 16 if args.C is None else args.C  # NATS-Bench's skeleton unless told otherwise
-    # sss has one cell per stage and nothing else (spaces/nats_size.py); tss: NATS-Bench's 5.
-    N = (1 if args.space == "sss" else 5) if args.N is None else args.N
-    _at_least("--C", C, 1)
-    _at_least("--N", N, 1)
-    if args.space == "sss":
-        from spaces.nats_size import check_cells_per_stage
-
-        check_cells_per_stage(N, "--N")
-        if args.C is not None:  # it would be ignored: never silently
-            raise UserError(f"--C {args.C}: the size space's channels are the architecture "
-                            "(five channel counts), it has no C; drop --C for --space sss")
-    _at_least("--max-failures", args.max_failures, 0)
-    if args.max_concurrent is not None:
-        _at_least("--max-concurrent", args.max_concurrent, 1)
-    if args.epochs is not None:
-        _at_least("--epochs", args.epochs, 1)
-    if not args.gpus_per_trial >= 0:
-        raise UserError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
-    if args.searcher == "bohb" and args.scheduler != "fifo":
-        raise UserError(f"bohb runs its own HyperBand brackets (it asks each trial for a number of "
-                        f"epochs), so it cannot run under --scheduler {args.scheduler}; use "
-                        "--scheduler fifo (the default), or asha/hyperband with another searcher")
-    _folder_flag("--store", args.store)
-    step = args.lr_schedule_step  # None: the recipe's default (per epoch)
-    recipe = get_recipe(args.recipe, **({} if args.epochs is None else {"epochs": args.epochs}),
-                        **({} if step is None else {"lr_schedule_step": step}))
-    experiment = args.experiment or time.strftime(
-        f"live-{args.searcher}-{args.space}-{dataset}-%Y%m%d-%H%M%S")
-    return LiveSettings(
-        experiment=experiment, searcher=args.searcher, space=args.space, dataset=dataset,
-        data_dir=None if args.data_dir is None else str(_absolute(args.data_dir)),
-        recipe=recipe.name, epochs=recipe.epochs, trials=args.trials, scheduler=args.scheduler,
-        store=str(_absolute(args.store)), C=C, N=N, seed=args.seed,
-        max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-        gpus_per_trial=float(args.gpus_per_trial), lr_schedule_step=recipe.lr_schedule_step)
-
-
-def _at_least(flag: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise UserError(f"{flag} must be at least {minimum}, got {value}")
-
-
-def _folder_flag(flag: str, path: str | Path) -> None:
-    """A folder flag must not name a file (trials would crash writing into it, one by one)."""
-    p = _absolute(path)
-    if p.exists() and not p.is_dir():
-        raise UserError(f"{flag} {p} is a file; give a folder (it is created when missing)")
-
-
-def _absolute(path: str | Path) -> Path:
-    return Path(path).expanduser().resolve()
+    return absolute(out) / LIVE_FOLDER / experiment
 
 
 def check_store(settings: LiveSettings) -> None:
@@ -273,7 +187,7 @@ def make_scheduler(settings: LiveSettings):
 
     if settings.scheduler == "asha":
         return ASHAScheduler(time_attr="training_iteration", max_t=settings.epochs,
-                             grace_period=1, reduction_factor=REDUCTION_FACTOR)
+                             grace_period=GRACE_PERIOD, reduction_factor=REDUCTION_FACTOR)
     if settings.scheduler == "hyperband":
         return HyperBandScheduler(time_attr="training_iteration", max_t=settings.epochs,
                                   reduction_factor=REDUCTION_FACTOR)
@@ -289,22 +203,17 @@ def make_trainable(settings: LiveSettings):
     return tune.with_resources(TrainArch, resources)
 
 
-def make_tuner(settings: LiveSettings, exp_dir: Path, *, verbose: int, callbacks: Sequence = ()):
+def make_tuner(settings: LiveSettings, exp_dir: Path, *, quiet: bool, callbacks: Sequence = ()):
     """A new Tuner for a fresh experiment in ``exp_dir`` (``callbacks``: extra ray.tune.Callback)."""
     from ray import tune
 
     tune_config = tune.TuneConfig(
         search_alg=make_searcher(settings), scheduler=make_scheduler(settings), metric=METRIC,
         mode=MODE, num_samples=settings.trials, max_concurrent_trials=settings.max_concurrent,
-        reuse_actors=True, trial_dirname_creator=_trial_dirname)
-    run_config = tune.RunConfig(
-        name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=verbose,
-        callbacks=list(callbacks),
-        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
-                                                checkpoint_at_end=True))
-    return tune.Tuner(make_trainable(settings), param_space=settings.trial_constants(),
-                      tune_config=tune_config, run_config=run_config)
+        reuse_actors=True, trial_dirname_creator=trial_dirname)
+    return tune.Tuner(make_trainable(settings), param_space=settings.trial_constants(), tune_config=tune_config,
+                      run_config=run_config(exp_dir, max_failures=settings.max_failures, quiet=quiet,
+                                            callbacks=callbacks))
 
 
 def load_searcher(settings: LiveSettings, exp_dir: Path):
@@ -320,11 +229,6 @@ def load_searcher(settings: LiveSettings, exp_dir: Path):
     return wrapped.inner
 
 
-def _trial_dirname(trial) -> str:
-    """Short trial folders (Ray's default spells the whole config into the name)."""
-    return f"trial_{trial.trial_id}"
-
-
 def restore_tuner(settings: LiveSettings, exp_dir: Path):
     """The interrupted experiment's Tuner: unfinished trials continue, errored ones retry."""
     from ray import tune
@@ -333,56 +237,23 @@ def restore_tuner(settings: LiveSettings, exp_dir: Path):
                               resume_unfinished=True, resume_errored=True)
 
 
-def prepare(args: argparse.Namespace) -> tuple[LiveSettings, Path]:
-    """Settings and experiment folder for a new or resumed run; writes nothing."""
-    from benchmark_data.schema import check_partition_value
-
-    if args.experiment is not None:
-        check_partition_value("experiment", args.experiment)  # a folder name: no '/', '..', spaces
-    _folder_flag("--out", args.out)
-    if not args.resume:
-        settings = settings_from_args(args)
-        exp_dir = experiment_dir(args.out, settings.experiment)
-        if exp_dir.exists():
-            raise UserError(f"experiment folder {exp_dir} exists already; continue it with "
-                            "--resume or choose another --experiment")
-        check_store(settings)
-        return settings, exp_dir
-    if not args.experiment:
-        raise UserError("--resume needs --experiment NAME: the experiment to continue (a folder "
-                        f"under {_absolute(args.out) / LIVE_FOLDER})")
-    exp_dir = experiment_dir(args.out, args.experiment)
-    from ray import tune
-
-    if not (exp_dir / SETTINGS_FILE).is_file() or not tune.Tuner.can_restore(exp_dir):
-        raise UserError(f"nothing to resume at {exp_dir}: no live experiment was started there; "
-                        "check --out and --experiment, or drop --resume")
-    settings = LiveSettings.from_file(exp_dir / SETTINGS_FILE)
-    check_store(settings)  # rows written into the store meanwhile by another run
-    return settings, exp_dir
-
-
-def run_live(settings: LiveSettings, exp_dir: Path, *, resume: bool = False,
-             address: str | None = None, verbose: int = 1, callbacks: Sequence = ()) -> LiveOutcome:
-    """Run (or continue) the search on Ray Tune and write trials.parquet; returns the outcome.
+def run_live(settings: LiveSettings, exp_dir: Path, *, out: str | Path | None = None, resume: bool = False,
+             address: str | None = None, quiet: bool = False, callbacks: Sequence = ()) -> LiveOutcome:
+    """Run (or continue) the search on Ray Tune and write its trials table; returns the outcome.
 
     ``callbacks`` (ray.tune.Callback, e.g. progress hooks) apply to a new experiment; a resumed
-    one keeps those it was started with.
+    one keeps those it was started with. ``out``: the results folder (default: two levels above
+    ``exp_dir``, where ``experiment_dir`` puts it).
     """
-    from trainables.ray_utils import start_ray
-
     check_dataset(settings)
-    # A checkpoint per epoch with num_to_keep=1 makes Tune snapshot the experiment after every
-    # epoch, on purpose (a crash loses at most one epoch); its warning about that is noise here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    with start_ray(address=address, worker_logs=verbose > 0):
+    with ray_session(address=address, quiet=quiet):
         started = time.perf_counter()  # the search itself; Ray's start-up is the machine's matter
         if resume:
             tuner = restore_tuner(settings, exp_dir)
         else:  # only once Ray is up: a Ray that fails to start leaves no half-made experiment
             exp_dir.mkdir(parents=True)
             _write_atomic(exp_dir / SETTINGS_FILE, lambda tmp: tmp.write_text(settings.to_json()))
-            tuner = make_tuner(settings, exp_dir, verbose=verbose, callbacks=callbacks)
+            tuner = make_tuner(settings, exp_dir, quiet=quiet, callbacks=callbacks)
         results = tuner.fit()
     wall = time.perf_counter() - started
     trials = trials_table(results, settings)
@@ -512,19 +383,6 @@ def format_summary(outcome: LiveOutcome) -> str:
                  f"epochs in the store at {s.store}")
     if outcome.interrupted:
         lines.append(f"interrupted before all {s.trials} trials finished; continue with: "
-                     f"--mode train --resume --experiment {s.experiment} "
+                     f"orchestrate.py train --resume --experiment {s.experiment} "
                      f"--out {outcome.experiment_dir.parent.parent}")
     return "\n".join(lines)
-
-
-def run_live_cli(args: argparse.Namespace) -> int:
-    """``orchestrate.py --mode train``: validate, run or resume, print the summary."""
-    settings, exp_dir = prepare(args)
-    verb = "resuming" if args.resume else "starting"
-    print(f"{verb} live search {settings.experiment} in {exp_dir}: {settings.searcher} on "
-          f"{settings.space}/{settings.dataset}, {settings.trials} trial(s), scheduler "
-          f"{settings.scheduler}")
-    outcome = run_live(settings, exp_dir, resume=args.resume, address=args.address,
-                       verbose=0 if args.quiet else 1)
-    print(format_summary(outcome))
-    return 1 if outcome.interrupted else 0

@@ -17,9 +17,7 @@ error, since the looked-up accuracies would then belong to other networks.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,11 +25,11 @@ from typing import Any
 
 from spaces.errors import UserError
 
+from .common import (finish_bar, fmt_duration, fmt_spread, fmt_value, format_table, progress_bar, ray_session,
+                     run_config, trial_dirname)
+
 ONESHOT_FOLDER = "oneshot"  # Ray's files go to <out>/oneshot/<experiment>
 DEFAULT_EPOCHS = 100  # NATS-Bench: configs/nas-benchmark/algos/weight-sharing.config
-# orchestrate.py flags a one-shot search does not read (a value other than the default = given).
-UNUSED_FLAGS = ("budget", "workers", "hp", "final_hp", "recipe", "trials", "scheduler", "store",
-                "lr_schedule_step", "max_concurrent", "resume")
 
 
 @dataclass(frozen=True)
@@ -81,83 +79,66 @@ def make_lookup(table):
                       final_hp=table.final_hp, search_hp=table.feedback_hp, dataset=table.dataset)
 
 
-def settings_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser):
-    """Check the flags of a one-shot search; returns (settings, lookup, benchmark). Writes nothing."""
-    given = [n for n in UNUSED_FLAGS if getattr(args, n) != parser.get_default(n)]
-    if given:
-        flags = ", ".join("--" + n.replace("_", "-") for n in given)
-        raise UserError(f"{flags}: not used by one-shot searchers ({args.searcher}); drop them")
-    if args.space != "tss":
-        raise UserError(f"one-shot searchers search the topology space (tss); --space {args.space} is not supported")
-    epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
-    for flag, value, low in (("--epochs", epochs, 1), ("--runs", args.runs, 1), ("--max-failures", args.max_failures, 0)):
-        if value < low:
-            raise UserError(f"{flag} must be at least {low}, got {value}")
-    if args.parallel is not None and args.parallel < 1:
-        raise UserError(f"--parallel must be at least 1, got {args.parallel}")
-    if not args.gpus_per_trial >= 0:
-        raise UserError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
-    bench, dataset, lookup, (C, N), train_dataset = resolve_benchmark(args.benchmark, args.dataset, args.C, args.N)
-    from benchmark_data.schema import check_partition_value
+@dataclass(frozen=True)
+class Scoring:
+    """How a store scores one-shot searches: its dataset, the skeleton its networks were trained
+    with, the dataset the supernet trains on, and the lookup of derived architectures."""
 
-    experiment = args.experiment or time.strftime(f"{args.searcher}-tss-{dataset}-%Y%m%d-%H%M%S")
-    check_partition_value("experiment", experiment)
-    settings = OneShotSettings(
-        experiment=experiment, algorithms=(args.searcher,),
-        seeds=tuple(range(args.seed, args.seed + args.runs)), epochs=epochs, dataset=dataset,
-        train_dataset=train_dataset, C=C, N=N,
-        data_dir=None if args.data_dir is None else str(Path(args.data_dir).expanduser().resolve()),
-        max_failures=args.max_failures, gpus_per_trial=float(args.gpus_per_trial))
-    return settings, lookup, bench
+    bench: Any
+    dataset: str
+    train_dataset: str
+    C: int
+    N: int
+    lookup: Any  # trainables.oneshot.search.ArchLookup
 
 
-def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | None = None, N: int | None = None):
-    """(benchmark, dataset, ArchLookup, (C, N), dataset to train on) for one-shot searches on a store.
+@dataclass
+class OneShotResults:
+    rows: Any                 # pandas.DataFrame of ``runs`` rows (with one-shot diagnostics)
+    errors: list[str]         # the first line of every failed trial's error
+
+
+def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | None = None,
+                      N: int | None = None) -> Scoring:
+    """How the store at ``path`` (None: embedded) scores one-shot searches on ``dataset``.
 
     The skeleton comes from the store's files; a different --C/--N is an error (see module doc).
     """
     from benchmark_data.reader import Benchmark
-    from orchestrator.experiment import choose_dataset
     from orchestrator.simulator import SimTable
     from trainables.data import DATASETS
 
     bench = Benchmark.open(path)
-    dataset = choose_dataset(bench, "tss", dataset)
     table = SimTable.from_benchmark(bench, "tss", dataset)
-    search_ds = bench.feedback_dataset("tss", dataset, table.feedback_hp)
+    search_ds = table.feedback_dataset
     recorded = store_skeleton(bench, "tss", search_ds, table.feedback_hp)
     if recorded is not None:
         if (C or recorded[0], N or recorded[1]) != recorded:
-            raise UserError(f"the benchmark's {dataset} networks were trained with C={recorded[0]}, "
+            raise UserError(f"the store's {table.dataset} networks were trained with C={recorded[0]}, "
                             f"N={recorded[1]}; --C {C} --N {N} would score the derived architectures "
-                            "with other networks' accuracies (drop --C/--N to use the benchmark's)")
+                            "with other networks' accuracies (drop --C/--N to use the store's)")
         C, N = recorded
     elif C is None or N is None:
-        raise UserError(f"the benchmark's files do not record the skeleton of {dataset}; give --C and --N")
-    train_dataset = "cifar10-valid" if dataset == "cifar10" else dataset
-    if train_dataset not in DATASETS:
-        raise UserError(f"the benchmark's dataset {dataset!r} is not one the supernet can train on "
+        raise UserError(f"the store's files do not record the skeleton of {table.dataset}; give --C and --N")
+    # The supernet trains where the benchmark's search feedback comes from (cifar10 -> cifar10-valid).
+    if search_ds not in DATASETS:
+        raise UserError(f"the store's dataset {search_ds!r} is not one the supernet can train on "
                         f"({', '.join(DATASETS)})")
-    return bench, dataset, make_lookup(table), (C, N), train_dataset
+    return Scoring(bench, table.dataset, search_ds, C, N, make_lookup(table))
 
 
 def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: str | None = None,
-                parallel: int | None = None, progress: bool = True):
+                parallel: int | None = None, quiet: bool = False) -> OneShotResults:
     """Run every (algorithm, seed) as a Tune trial; returns the rows of the ``runs`` table."""
     from ray import tune
-    from tqdm.auto import tqdm
 
-    from trainables.oneshot.search import oneshot_trainable
-    from trainables.ray_utils import start_ray
     from trainables.data.splits import search_dataset
+    from trainables.oneshot.search import oneshot_trainable
 
     # Missing data (or NATS-Bench's split file, trainables/data/splits.py) fails here, not in trials.
     search_dataset(settings.train_dataset, settings.data_dir)
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Tune's newer console output prints a configuration box even at verbose=0; our bar says it all.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     total = len(settings.algorithms) * len(settings.seeds) * settings.epochs
-    bar = tqdm(total=total, desc="search epochs", unit="epoch", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total, desc="search epochs", unit="epoch", quiet=quiet)
 
     class Progress(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -167,25 +148,20 @@ def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: st
 
     resources = {"cpu": 1, **({"gpu": settings.gpus_per_trial} if settings.gpus_per_trial else {})}
     trainable = tune.with_resources(tune.with_parameters(oneshot_trainable(), lookup=lookup), resources)
-    with start_ray(address=address, num_cpus=parallel, worker_logs=progress):
+    with ray_session(address=address, num_cpus=parallel, quiet=True):  # the bar says it all
         exp_dir.parent.mkdir(parents=True, exist_ok=True)
         tuner = tune.Tuner(
             trainable, param_space=settings.trial_config(),
-            tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
-            run_config=tune.RunConfig(
-                name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=0, callbacks=[Progress()],
-                stop={"training_iteration": settings.epochs},
-                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
-                                                        checkpoint_at_end=True)))
+            tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
+            run_config=run_config(exp_dir, max_failures=settings.max_failures, quiet=True, callbacks=[Progress()],
+                                  stop={"training_iteration": settings.epochs}))
         results = tuner.fit()
-    bar.close()
+    finish_bar(bar)
     errors = [str(r.error) for r in results if r.error is not None]
     rows = runs_rows(results, settings, lookup)
     if rows.empty:
         raise UserError("no one-shot search finished an epoch" + (f": {errors[0]}" if errors else ""))
-    rows.attrs["errors"] = errors
-    return rows
+    return OneShotResults(rows, errors)
 
 
 def runs_rows(results, settings: OneShotSettings, lookup):
@@ -193,6 +169,9 @@ def runs_rows(results, settings: OneShotSettings, lookup):
     import numpy as np
     import pandas as pd
 
+    from spaces import get_space
+
+    tss = get_space("tss")
     frames = []
     for r in results:
         hist = r.metrics_dataframe
@@ -204,7 +183,10 @@ def runs_rows(results, settings: OneShotSettings, lookup):
             "experiment": settings.experiment, "searcher": r.config["algorithm"], "space": "tss",
             "dataset": settings.dataset, "budget_s": np.nan, "budget_evals": pd.NA,
             "run_seed": int(r.config["seed"]), "event": hist["epoch"].to_numpy() - 1,
-            "sim_time_s": hist["search_time_s"].to_numpy(), "arch_index": hist["arch_index"].to_numpy(),
+            # No simulated clock here: the search's own wall-clock time is the run's time.
+            "clock": "wall", "sim_time_s": np.nan, "arch_index": hist["arch_index"].to_numpy(),
+            "arch": [tss.to_str(int(a)) for a in hist["arch_index"]],
+            "best_arch": [tss.to_str(int(a)) for a in hist["arch_index"]],
             "fidelity": pd.NA, "feedback": hist["valid_acc_search_hp"].to_numpy(),
             "best_arch_index": hist["arch_index"].to_numpy(), "best_test_acc": hist["test_acc"].to_numpy(),
             "final_recipe_hp": lookup.final_hp, "searcher_time_s": np.nan,
@@ -224,12 +206,14 @@ def summarize(rows):
     time, memory."""
     import pandas as pd
 
+    from .protocol import NATS_STD_DDOF
+
     last = rows.groupby(["searcher", "run_seed"], sort=False).tail(1)
     out = []
     for name, g in last.groupby("searcher", sort=False):
         every = rows[rows["searcher"] == name]
         out.append({"searcher": name, "runs": len(g), "test_acc_mean": g["best_test_acc"].mean(),
-                    "test_acc_std": g["best_test_acc"].std(ddof=1) if len(g) > 1 else 0.0,
+                    "test_acc_std": g["best_test_acc"].std(ddof=NATS_STD_DDOF) if len(g) > 1 else float("nan"),
                     "rank_median": g["best_rank"].median(), "rank_min": g["best_rank"].min(),
                     "rank_max": g["best_rank"].max(), "entropy_mean": g["arch_entropy"].mean(),
                     "search_time_s_mean": g["wall_time_s"].mean(),
@@ -239,53 +223,46 @@ def summarize(rows):
 
 
 def format_summary(summary, settings: OneShotSettings, lookup) -> str:
-    lines = [f"{'searcher':<9} {'runs':>4} {'final test acc':>16} {'rank (median)':>14} "
-             f"{'search time':>12} {'s/epoch':>8} {'peak RSS':>9}"]
-    for r in summary.itertuples():
-        lines.append(f"{r.searcher:<9} {r.runs:>4} {r.test_acc_mean:>7.2f} +- {r.test_acc_std:<5.2f} "
-                     f"{r.rank_median:>14.0f} {r.search_time_s_mean:>11.1f}s {r.epoch_time_s_median:>8.2f} "
-                     f"{r.peak_rss_mib_max:>6.0f} MiB")
-    lines.append(f"(test accuracy of the derived architecture under hp={lookup.final_hp} on {settings.dataset}; "
-                 f"rank among all 15,625 cells, 1 = best)")
-    return "\n".join(lines)
+    runs = int(summary["runs"].max()) if len(summary) else 0
+    columns = [("searcher", "<"), ("runs", ">"), ("final test acc %", ">"), ("std", "<"), ("rank (median)", ">"),
+               ("search time", ">"), ("s/epoch", ">"), ("peak RSS", ">")]
+    rows = [[r.searcher, str(r.runs), fmt_value(r.test_acc_mean), fmt_spread(r.test_acc_std, r.runs).removeprefix("+- "),
+             f"{r.rank_median:.0f}", fmt_duration(r.search_time_s_mean), fmt_value(r.epoch_time_s_median),
+             f"{r.peak_rss_mib_max:.0f} MiB"] for r in summary.itertuples()]
+    spread = f"std over {runs} runs (ddof=0)" if runs > 1 else "one run: no spread"
+    return (format_table(columns, rows)
+            + f"\n(test accuracy of the derived architecture under hp={lookup.final_hp} on {settings.dataset}; {spread}; "
+              "rank among all 15,625 cells, 1 = best)")
 
 
-def run_oneshot_cli(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``orchestrate.py --searcher gdas|darts-v1|...``: validate, search, write, summarise."""
+def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, address: str | None = None,
+                   parallel: int | None = None, quiet: bool = False) -> int:
+    """Search, write the runs table, print the summary and every run's derived architecture."""
     from benchmark_data.schema import provenance
-    from orchestrator.experiment import write_runs
 
-    settings, lookup, bench = settings_from_args(args, parser)
-    exp_dir = Path(args.out).expanduser().resolve() / ONESHOT_FOLDER / settings.experiment
-    if exp_dir.exists():
-        raise UserError(f"experiment folder {exp_dir} exists already; choose another --experiment")
-    print(f"benchmark: {bench.root}")
-    print(f"one-shot {args.searcher} on tss/{settings.dataset} (supernet trained on {settings.train_dataset}, "
-          f"C={settings.C}, N={settings.N}): {settings.epochs} epochs x {len(settings.seeds)} seed(s); "
-          f"derived architectures scored by test accuracy at hp={lookup.final_hp}")
+    from .experiment import write_runs
+
+    exp_dir = Path(out) / ONESHOT_FOLDER / settings.experiment
+    print(f"store: {scoring.bench.root}")
+    print(f"one-shot {', '.join(settings.algorithms)} on tss/{settings.dataset} (supernet trained on "
+          f"{settings.train_dataset}, C={settings.C}, N={settings.N}): {settings.epochs} epochs x "
+          f"{len(settings.seeds)} seed(s); derived architectures scored by test accuracy at hp={scoring.lookup.final_hp}")
     started = time.perf_counter()
-    rows = run_oneshot(settings, lookup, exp_dir, address=args.address, parallel=args.parallel,
-                       progress=not args.quiet)
+    result = run_oneshot(settings, scoring.lookup, exp_dir, address=address, parallel=parallel, quiet=quiet)
     meta = provenance("runs", recipe={"search": "oneshot", "epochs": settings.epochs,
-                                      "final_hp": lookup.final_hp, "search_hp": lookup.search_hp},
+                                      "final_hp": scoring.lookup.final_hp, "search_hp": scoring.lookup.search_hp},
                       skeleton={"C": settings.C, "N": settings.N},
-                      extra={"experiment": settings.experiment, "benchmark": str(bench.root),
+                      extra={"experiment": settings.experiment, "benchmark": str(scoring.bench.root),
                              "settings": json.dumps(asdict(settings), sort_keys=True)})
-    paths = write_runs(args.out, rows, meta)
+    paths = write_runs(out, result.rows, meta)
     print()
-    print(format_summary(summarize(rows), settings, lookup))
-    if len(settings.seeds) == 1:
-        last = rows.iloc[-1]
-        print(f"\nfound: {_arch_str(int(last['best_arch_index']))}  "
-              f"(index {int(last['best_arch_index'])}, test acc {last['best_test_acc']:.2f} %, rank {last['best_rank']:.0f})")
-    for err in rows.attrs.get("errors", []):
+    print(format_summary(summarize(result.rows), settings, scoring.lookup))
+    print("\nderived architectures (last epoch):")
+    for r in result.rows.groupby(["searcher", "run_seed"], sort=False).tail(1).itertuples():
+        print(f"  {r.searcher} seed {r.run_seed}: {r.best_arch}  (index {r.best_arch_index}, test acc "
+              f"{r.best_test_acc:.2f} %, rank {r.best_rank:.0f})")
+    for err in result.errors:
         print(f"warning: a trial failed: {err.splitlines()[0] if err else err}")
     print(f"\nwall time {time.perf_counter() - started:.1f} s; runs table: "
-          f"{paths[0].parent if paths else args.out}; Ray files: {exp_dir}")
-    return 1 if rows.attrs.get("errors") else 0
-
-
-def _arch_str(index: int) -> str:
-    from spaces import get_space
-
-    return get_space("tss").to_str(index)
+          f"{paths[0].parent if paths else out}; Ray files: {exp_dir}")
+    return 1 if result.errors else 0

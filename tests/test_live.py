@@ -1,4 +1,4 @@
-"""`orchestrate.py --mode train`: real live searches on Ray Tune, resume, and answers to bad input.
+"""`orchestrate.py train`: real live searches on Ray Tune, resume, and answers to bad input.
 
 The live searches train a tiny skeleton (C=4, N=1) on digits for 3 epochs, so that one Ray
 session runs two searchers in well under a minute of CPU time. They run in-process through
@@ -21,12 +21,12 @@ import pytest
 import orchestrate
 import spaces
 from benchmark_data.reader import Benchmark
-from orchestrator.live import (SETTINGS_FILE, SIMULATE_FLAGS, TRAIN_FLAGS, TRIAL_COLUMNS, TRIALS_FILE,
-                               LiveSettings, best_trial, load_searcher)
+from orchestrator.live import SETTINGS_FILE, TRIAL_COLUMNS, TRIALS_FILE, LiveSettings, best_trial, load_searcher
+from orchestrator.modes.train import settings_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 TSS = spaces.get_space("tss")
-TINY = ("--mode", "train", "--C", "4", "--N", "1", "--epochs", "3", "--quiet")
+TINY = ("train", "--C", "4", "--N", "1", "--epochs", "3", "--quiet")
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -57,10 +57,12 @@ def stored_epochs(store: Path) -> pd.DataFrame:
 
 
 # ----- flags ------------------------------------------------------------------------------------
-def test_every_mode_flag_is_a_flag_of_the_cli():
-    dests = {a.dest for a in orchestrate.build_parser()._actions}
-    assert set(TRAIN_FLAGS) <= dests and set(SIMULATE_FLAGS) <= dests
-    assert not set(TRAIN_FLAGS) & set(SIMULATE_FLAGS)
+def test_every_flag_of_train_is_its_own_and_the_old_flat_form_still_works(tmp_path):
+    from orchestrator.cli import parse_args
+
+    old = parse_args(["--mode", "train", "--searcher", "rea", "--max-concurrent", "2", "--out", str(tmp_path)])
+    new = parse_args(["train", "--searcher", "rea", "--workers", "2", "--out", str(tmp_path)])
+    assert vars(old) == vars(new) and new.mode == "train" and new.workers == 2
 
 
 @pytest.mark.parametrize("args, message", [
@@ -69,19 +71,19 @@ def test_every_mode_flag_is_a_flag_of_the_cli():
     (["--searcher", "bohb", "--scheduler", "hyperband"], "use --scheduler fifo"),
     (["--trials", "0"], "--trials must be at least 1, got 0"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'; choose one of cifar10-valid, cifar10, cifar100, ImageNet16-120, digits, fashion-mnist"),
-    (["--searcher", "all"], "--mode train runs one searcher at a time"),
+    (["--searcher", "all"], "argument --searcher: invalid choice: 'all'"),
     (["--recipe", "h9"], "argument --recipe: invalid choice: 'h9'"),
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["--C", "0"], "--C must be at least 1, got 0"),
     (["--N", "-1"], "--N must be at least 1, got -1"),
-    (["--max-concurrent", "0"], "--max-concurrent must be at least 1, got 0"),
+    (["--workers", "0"], "--workers must be at least 1, got 0"),
     (["--max-failures", "-1"], "--max-failures must be at least 0, got -1"),
     (["--gpus-per-trial", "-0.5"], "--gpus-per-trial must be >= 0, got -0.5"),
     (["--experiment", "a/b"], "cannot be a partition folder name"),
     (["--resume"], "--resume needs --experiment NAME"),
     (["--resume", "--experiment", "never-ran"], "nothing to resume at"),
-    (["--budget", "100ev"], "--budget: only for --mode simulate"),
-    (["--mode", "live"], "argument --mode: invalid choice: 'live'"),
+    (["--budget", "100ev"], "--budget is a flag of `orchestrate.py simulate`, not of train"),
+    (["--runs", "1"], "--runs is a flag of `orchestrate.py simulate` and `orchestrate.py oneshot`, not of train"),
     (["--store", "{tmp}/afile"], "afile is a file; give a folder"),
     (["--out", "{tmp}/afile"], "afile is a file; give a folder"),
     (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "CIFAR-10 not found"),
@@ -92,16 +94,18 @@ def test_bad_live_input_exits_2_with_one_clear_message_and_writes_nothing(tmp_pa
     (tmp_path / "empty").mkdir()
     (tmp_path / "afile").write_text("not a folder")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    code, out, err = cli("--mode", "train", "--out", str(tmp_path / "out"),
-                         "--store", str(tmp_path / "store"), *args)
+    code, out, err = cli("train", "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store"), *args)
     assert code == 2, (out, err)
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()
 
 
-def test_live_flags_in_simulate_mode_are_refused(tmp_path):
-    code, _, err = cli("--trials", "5", "--scheduler", "asha", "--out", str(tmp_path / "out"))
-    assert code == 2 and "--trials, --scheduler: only for --mode train" in err
+def test_live_flags_in_simulate_mode_are_refused_even_at_their_default_value(tmp_path):
+    # --scheduler fifo is simulate's default too; --trials 10 is train's default: still refused.
+    code, _, err = cli("--trials", "10", "--out", str(tmp_path / "out"))
+    assert code == 2 and "--trials is a flag of `orchestrate.py train`, not of simulate" in err
+    code, _, err = cli("simulate", "--recipe", "h0", "--out", str(tmp_path / "out"))
+    assert code == 2 and "--recipe is a flag of `orchestrate.py train`, not of simulate" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -112,13 +116,11 @@ def test_an_existing_experiment_is_not_overwritten(tmp_path):
 
 
 def test_cells_per_stage_default_to_nats_bench_for_each_space(tmp_path):
-    from orchestrator.live import settings_from_args
-
     parse = orchestrate.build_parser().parse_args
-    base = ["--mode", "train", "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s")]
-    assert settings_from_args(parse([*base, "--space", "sss"])).N == 1
-    assert settings_from_args(parse([*base, "--space", "tss"])).N == 5
-    settings = settings_from_args(parse(base))
+    base = ["train", "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s")]
+    assert settings_from_args(parse([*base, "--space", "sss"])).settings.N == 1
+    assert settings_from_args(parse([*base, "--space", "tss"])).settings.N == 5
+    settings = settings_from_args(parse(base)).settings
     assert settings.lr_schedule_step == "epoch"
     assert settings.recipe_spec()["lr_schedule_step"] == "epoch"
     # Settings saved before the field existed come from per-iteration runs; resuming keeps that.
@@ -136,7 +138,7 @@ def test_a_store_of_another_skeleton_or_recipe_is_refused_before_training(tmp_pa
     archs = tmp_path / "archs.txt"
     archs.write_text("3877\n")
     assert builder.main(["--space", "tss", "--dataset", "digits", "--epochs", "1", "--archs",
-                         str(archs), "--C", "8", "--N", "1", "--out", str(store),
+                         str(archs), "--C", "8", "--N", "1", "--store", str(store),
                          "--lr-schedule-step", "iteration", "--workers", "0", "--quiet"]) == 0
     files = sorted(store.rglob("*.parquet"))
     # another skeleton, even at another hp: the archs partition (costs) is shared
@@ -145,7 +147,7 @@ def test_a_store_of_another_skeleton_or_recipe_is_refused_before_training(tmp_pa
     assert err.startswith(f"error: --store {store} holds tss/digits rows of skeleton C=8 N=1")
     assert "this run trains C=4 N=1" in err and "give another --store" in err
     # the same skeleton and length with the old per-iteration cosine: another recipe
-    code, out, err = cli("--mode", "train", "--C", "8", "--N", "1", "--epochs", "1", "--quiet",
+    code, out, err = cli("train", "--C", "8", "--N", "1", "--epochs", "1", "--quiet",
                          "--out", str(tmp_path / "out"), "--store", str(store))
     assert code == 2, (out, err)
     assert "hp=1 trained with another recipe" in err and "stepped per iteration" in err
@@ -153,7 +155,7 @@ def test_a_store_of_another_skeleton_or_recipe_is_refused_before_training(tmp_pa
 
 
 def test_the_script_itself_exits_2(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "orchestrate.py"), "--mode", "train",
+    r = subprocess.run([sys.executable, str(ROOT / "orchestrate.py"), "train",
                         "--searcher", "bohb", "--scheduler", "asha", "--out", str(tmp_path / "o")],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.startswith("error: bohb runs its own HyperBand brackets")
@@ -192,7 +194,7 @@ def test_live_search_random_with_asha_and_bohb_with_fifo(local_ray, tmp_path):
     # One trial at a time, so that BOHB's first bracket fills before it asks again: budgets 1 and
     # 3 epochs, 3 configs at 1 epoch, then the best of them (ties: the earliest) at 3 epochs.
     code, stdout, err = cli(*common, "--searcher", "bohb", "--experiment", "bohb",
-                            "--max-concurrent", "1")
+                            "--workers", "1")
     assert code == 0, err
     bohb = trials_of(out, "bohb")
     assert bohb["fidelity"].tolist() == [1, 1, 1, 3]
@@ -229,7 +231,7 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
     """SIGINT after the first trials, then --resume: all trials end up run, none twice."""
     args = [sys.executable, str(ROOT / "orchestrate.py"), *TINY, "--out", str(tmp_path / "out"),
             "--store", str(tmp_path / "store"), "--searcher", "rea", "--trials", "6",
-            "--experiment", "rea", "--max-concurrent", "1"]
+            "--experiment", "rea", "--workers", "1"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -245,7 +247,7 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
     first = trials_of(tmp_path / "out", "rea")
     assert 2 <= len(first) < 6 or (first["epochs"] < 3).any()
 
-    second = subprocess.run([*args[:2], "--mode", "train", "--resume", "--experiment", "rea",
+    second = subprocess.run([*args[:2], "train", "--resume", "--experiment", "rea",
                              "--out", str(tmp_path / "out"), "--quiet"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
@@ -282,7 +284,7 @@ def test_a_crashed_trial_is_retried_from_its_checkpoint(local_ray, tmp_path):
 
     from ray import tune
 
-    from orchestrator.live import run_live, settings_from_args
+    from orchestrator.live import run_live
 
     class KillOnce(tune.Callback):
         killed: list = []  # on the class: Tune may hold a copy of the instance
@@ -294,10 +296,9 @@ def test_a_crashed_trial_is_retried_from_its_checkpoint(local_ray, tmp_path):
 
     args = orchestrate.build_parser().parse_args(
         [*TINY, "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store"),
-         "--searcher", "random", "--trials", "2", "--experiment", "crash", "--max-concurrent", "1"])
-    settings = settings_from_args(args)
-    outcome = run_live(settings, tmp_path / "out" / "live" / "crash", verbose=0,
-                       callbacks=[KillOnce()])
+         "--searcher", "random", "--trials", "2", "--experiment", "crash", "--workers", "1"])
+    settings = settings_from_args(args).settings
+    outcome = run_live(settings, tmp_path / "out" / "live" / "crash", quiet=True, callbacks=[KillOnce()])
     trials = outcome.trials
     assert KillOnce.killed and (trials["status"] == "ok").all() and (trials["epochs"] == 3).all()
     crashed = Path(outcome.experiment_dir, f"trial_{KillOnce.killed[0]}", "result.json")

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from spaces import UserError, get_space
+from trainables.data import Split, iterate_batches
 from trainables.oneshot import ALGORITHMS, strategy_class
 from trainables.oneshot.darts_v2 import unrolled_hypergradient
 from trainables.oneshot.gdas import GDAS
 from trainables.oneshot.search import ArchLookup, SearchEngine
 from trainables.oneshot.supernet import NUM_EDGES, NUM_OPS, ArchSample, SearchCell, TopologySupernet
-from trainables.data import Split, iterate_batches
 from trainables.train import cached_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,9 +320,13 @@ def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     (["--searcher", "gdas", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["--searcher", "darts-v1", "--dataset", "cifar10"], "has no dataset 'cifar10'"),
     (["--searcher", "enas", "--C", "16"], "trained with C=8, N=1"),
-    (["--searcher", "rsps", "--space", "sss"], "topology space"),
-    (["--searcher", "setn", "--budget", "2e4s"], "--budget: not used by one-shot searchers"),
-    (["--searcher", "darts"], "invalid choice: 'darts'"),
+    (["--searcher", "rsps", "--space", "sss"], "argument --space: invalid choice: 'sss' (choose from 'tss')"),
+    (["--searcher", "setn", "--budget", "2e4s"], "--budget is a flag of `orchestrate.py simulate`, not of oneshot"),
+    (["oneshot", "--searcher", "gdas", "--workers", "1"], "--workers is a flag of"),
+    (["oneshot", "--searcher", "darts"], "invalid choice: 'darts'"),
+    (["oneshot", "--epochs", "3"], "the following arguments are required: --searcher"),
+    (["oneshot", "--searcher", "gdas", "--runs", "0"], "--runs must be at least 1, got 0"),
+    (["oneshot", "--searcher", "gdas", "--store", "/nowhere/at/all"], "/nowhere/at/all"),
 ])
 def test_oneshot_cli_bad_input_is_refused_before_anything_runs(tmp_path, capsys, args, message):
     sys.path.insert(0, str(ROOT))
@@ -340,10 +344,11 @@ def test_oneshot_cli_bad_input_is_refused_before_anything_runs(tmp_path, capsys,
 def test_oneshot_cli_runs_two_seeds_on_ray_and_writes_the_runs_table(tmp_path):
     from benchmark_data.reader import Benchmark
 
-    proc = orchestrate("--searcher", "rsps", "--epochs", "2", "--runs", "2", "--seed", "3", "--quiet",
+    proc = orchestrate("oneshot", "--searcher", "rsps", "--epochs", "2", "--runs", "2", "--seed", "3", "--quiet",
                        "--parallel", "2", "--out", str(tmp_path / "out"), "--experiment", "os", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "rsps" in proc.stdout and "final test acc" in proc.stdout
+    assert "rsps" in proc.stdout and "final test acc" in proc.stdout and proc.stderr == ""
+    assert "rsps seed 3: |" in proc.stdout and "rsps seed 4: |" in proc.stdout  # the derived architectures
     runs = Benchmark.open(tmp_path / "out").runs("os")
     assert len(runs) == 4 and sorted(set(runs["run_seed"])) == [3, 4]
     assert runs.groupby("run_seed")["event"].apply(list).tolist() == [[0, 1], [0, 1]]
@@ -357,8 +362,8 @@ def test_oneshot_cli_runs_two_seeds_on_ray_and_writes_the_runs_table(tmp_path):
 
 # --- NATS-Bench's exact forms (items of the one-shot review) -----------------------------------------
 def test_rsps_draws_every_cell_separately_and_never_an_all_none_node():
-    from trainables.oneshot.rsps import RSPS
     from spaces.nats_topology import EDGES
+    from trainables.oneshot.rsps import RSPS
 
     net = TopologySupernet(3, C=4, N=2, in_channels=1)
     rsps = RSPS(net, torch.Generator().manual_seed(0), epochs=1)

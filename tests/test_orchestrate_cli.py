@@ -42,7 +42,7 @@ def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_main_job_finds_an_architecture_and_writes_the_runs_table(store, tmp_path):
-    r = orchestrate("--searcher", "bohb", "--budget", "3000s", "--benchmark", str(store),
+    r = orchestrate("--searcher", "bohb", "--budget", "3000s", "--store", str(store),
                     "--out", "res", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "found: |" in r.stdout and "final value test_acc at hp=12" in r.stdout
@@ -71,10 +71,10 @@ def test_main_job_finds_an_architecture_and_writes_the_runs_table(store, tmp_pat
 
 
 def test_all_searchers_many_runs_print_one_summary_row_each(store, tmp_path):
-    r = orchestrate("--searcher", "all", "--runs", "3", "--budget", "25ev", "--benchmark", str(store),
+    r = orchestrate("simulate", "--searcher", "all", "--runs", "3", "--budget", "25ev", "--store", str(store),
                     "--out", str(tmp_path / "o"), "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    table = r.stdout.split("regret")[1]
+    table = r.stdout.split("evals/run")[1]
     for name in ("random", "rea", "reinforce", "bohb", "tpe"):
         assert f"\n{name} " in table
     df = pd.concat(pd.read_parquet(f) for f in (tmp_path / "o").rglob("*.parquet"))
@@ -88,23 +88,69 @@ def test_all_searchers_many_runs_print_one_summary_row_each(store, tmp_path):
     (["--dataset", "cifar100"], "no dataset 'cifar100'"),
     (["--hp", "200"], "hp=200 is not in the store"),
     (["--runs", "0"], "--runs must be at least 1"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--scheduler", "median"], "argument --scheduler: invalid choice: 'median'"),
+    (["--searcher", "bohb", "--scheduler", "asha"], "bohb runs its own HyperBand brackets"),
+    (["--space", "nas"], "argument --space: invalid choice: 'nas'"),
+    (["--experiment", "a/b"], "cannot be a partition folder name"),
+    # a flag of another mode is refused whatever its value, its default included
+    (["--trials", "10"], "--trials is a flag of `orchestrate.py train`, not of simulate"),
+    (["--epochs", "100"], "--epochs is a flag of `orchestrate.py train` and `orchestrate.py oneshot`"),
+    (["--mode", "live"], "argument --mode: invalid choice: 'live'"),
+    (["--work", "2"], "unrecognized arguments: --work 2"),  # no abbreviations
 ])
 def test_bad_input_gets_one_clear_message_exit_2_and_writes_nothing(store, tmp_path, args, message):
-    r = orchestrate("--benchmark", str(store), "--out", str(tmp_path / "out"), *args, cwd=tmp_path)
+    r = orchestrate("--store", str(store), "--out", str(tmp_path / "out"), *args, cwd=tmp_path)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_benchmark_path_is_a_clear_error(tmp_path):
-    r = orchestrate("--benchmark", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+def test_missing_store_path_is_a_clear_error(tmp_path):
+    r = orchestrate("--store", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert r.returncode == 2 and "error:" in r.stderr and "nowhere" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_help_explains_every_option():
-    r = orchestrate("--help", cwd=ROOT)
+def test_the_old_flat_command_lines_mean_what_they_meant(store, tmp_path):
+    from orchestrator.cli import parse_args
+
+    legacy = parse_args(["--searcher", "rea", "--benchmark", str(store), "--mode", "simulate", "--runs", "2"])
+    new = parse_args(["simulate", "--searcher", "rea", "--store", str(store), "--runs", "2"])
+    assert vars(legacy) == vars(new) and new.mode == "simulate"
+    assert parse_args(["--searcher", "gdas", "--epochs", "3"]).mode == "oneshot"
+    assert parse_args([]).mode == "simulate"
+
+
+def test_help_explains_every_mode_and_every_option():
+    top = orchestrate("--help", cwd=ROOT)
+    assert top.returncode == 0
+    for text in ("simulate", "train", "oneshot", "Without a MODE, simulate runs"):
+        assert text in top.stdout
+    r = orchestrate("simulate", "--help", cwd=ROOT)
     assert r.returncode == 0
-    for opt in ("--searcher", "--space", "--dataset", "--budget", "--runs", "--seed", "--workers",
-                "--benchmark", "--out", "--address", "--parallel", "150ev", "NATS-Bench's budget"):
+    for opt in ("--searcher", "--space", "--dataset", "--budget", "--runs", "--seed", "--workers", "--scheduler",
+                "--store", "--out", "--address", "--parallel", "--quiet", "150ev", "NATS-Bench's budget"):
         assert opt in r.stdout
+    assert "--benchmark" not in r.stdout  # the old name is accepted, not advertised
+    assert orchestrate("--searcher", "rea", "--help", cwd=ROOT).stdout == r.stdout
+
+
+def test_quiet_prints_only_the_summary(store, tmp_path):
+    r = orchestrate("--searcher", "random", "--budget", "30ev", "--runs", "2", "--parallel", "1", "--store", str(store),
+                    "--out", str(tmp_path / "o"), "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no bar, no Ray banner, no warning
+    assert "std over 2 runs" in r.stdout and "+-" not in r.stdout
+
+
+def test_output_says_n_a_and_counts_as_integers(store, tmp_path):
+    r = orchestrate("--searcher", "random", "--budget", "30ev", "--store", str(store), "--out", str(tmp_path / "o"),
+                    "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("random "))
+    cells = row.split()
+    assert "n/a" in cells  # one run: no spread
+    assert "30" in cells and "30.0" not in cells  # evaluations per run
+    assert "(one run: no spread)" in r.stdout
+    assert "best by the searchers' feedback: |" in r.stdout

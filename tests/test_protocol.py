@@ -18,8 +18,8 @@ from benchmark_data.reader import Benchmark, nats_time_cost
 from benchmark_data.schema import provenance
 from benchmark_data.writer import write_fragment
 from orchestrator import protocol
-from orchestrator.experiment import (NATS_BUDGETS_S, RunSpec, default_budget, run_experiment, summarize,
-                                     unique_experiment_name)
+from orchestrator.common import experiment_name
+from orchestrator.experiment import NATS_BUDGETS_S, RunSpec, default_budget, run_experiment, summarize
 from orchestrator.searchers import make_searcher
 from orchestrator.searchers.rea import nats_mutate
 from orchestrator.simulator import Budget, SimTable, run_search
@@ -109,9 +109,9 @@ def test_accuracy_at_the_budget_is_interpolated_between_the_two_nearest_events()
 def test_the_summary_reports_the_interpolated_accuracy_and_a_ddof0_std():
     table = synthetic_table()
     budget = Budget(seconds=1500)
-    runs = run_experiment(table, [RunSpec("random", budget)], [0, 1, 2, 3], progress=False)
-    expected = [protocol.value_at(r["sim_time_s"], r["best_test_acc"], 1500) for _, r in runs.groupby("run_seed")]
-    s = summarize(runs, table, budget).iloc[0]
+    result = run_experiment(table, [RunSpec("random", budget)], [0, 1, 2, 3], progress=False)
+    expected = [protocol.value_at(r["sim_time_s"], r["best_test_acc"], 1500) for _, r in result.rows.groupby("run_seed")]
+    s = summarize(result, table, budget).iloc[0]
     assert s["test_acc_at_budget_mean"] == pytest.approx(np.mean(expected))
     assert s["test_acc_at_budget_std"] == pytest.approx(np.std(expected))  # np.std: ddof 0
     assert s["test_acc_at_budget_std"] != pytest.approx(np.std(expected, ddof=1))
@@ -189,14 +189,14 @@ def imported_store(tmp_path_factory) -> Path:
         csv = SHARED_TABLE
     else:  # the same layout, synthetic values
         csv = _write_csv(tmp / "table.csv", synthetic_table().final * 0.5 + 45)
-    r = run_cli("import", str(csv), str(tmp / "store"), "--dataset", "cifar10", "--hp", "200", cwd=tmp,
+    r = run_cli("import", str(csv), "--store", str(tmp / "store"), "--dataset", "cifar10", "--hp", "200", cwd=tmp,
                 module="benchmark_data")
     assert r.returncode == 0, r.stderr
     return tmp / "store"
 
 
 def test_bohb_on_an_imported_final_accuracy_table_runs_over_its_one_fidelity(imported_store, tmp_path):
-    r = run_cli("--searcher", "bohb", "--budget", "100ev", "--benchmark", str(imported_store), "--runs", "3",
+    r = run_cli("--searcher", "bohb", "--budget", "100ev", "--store", str(imported_store), "--runs", "3",
                 "--out", "res", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "BOHB has one fidelity" in r.stdout
@@ -225,15 +225,15 @@ def partial_store(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("flag", ["--hp", "--final-hp"])
 def test_a_recipe_that_does_not_cover_the_space_is_refused_with_its_coverage(partial_store, tmp_path, flag):
-    r = run_cli("--benchmark", str(partial_store), flag, "48", "--out", "res", cwd=tmp_path)
+    r = run_cli("--store", str(partial_store), flag, "48", "--out", "res", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "covers 1,000 of 15,625 architectures (6.4 %)" in r.stderr and f"{flag} 12" in r.stderr
     assert not (tmp_path / "res").exists()
 
 
 def test_default_names_are_unique_and_a_reused_name_is_refused(partial_store, tmp_path):
-    assert unique_experiment_name("a") != unique_experiment_name("a")
-    args = ("--benchmark", str(partial_store), "--budget", "5ev", "--experiment", "mine", "--out", "res", "--quiet")
+    assert experiment_name(None, "a") != experiment_name(None, "a")
+    args = ("--store", str(partial_store), "--budget", "5ev", "--experiment", "mine", "--out", "res", "--quiet")
     assert run_cli(*args, cwd=tmp_path).returncode == 0
     r = run_cli(*args, cwd=tmp_path)
     assert r.returncode == 2 and "experiment 'mine' exists already" in r.stderr
@@ -247,11 +247,11 @@ def test_a_damaged_partition_the_run_does_not_need_only_warns(partial_store, tmp
     shutil.copytree(partial_store, store)
     folder = next((store / "epochs").rglob("hp=48"))
     (folder / "part-0-foreign.parquet").write_bytes(b"PAR1 not really parquet")
-    r = run_cli("--benchmark", str(store), "--budget", "5ev", "--out", "res", "--quiet", cwd=tmp_path)
+    r = run_cli("--store", str(store), "--budget", "5ev", "--out", "res", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "part-0-foreign.parquet" in r.stderr  # the warning names the file
     for f in folder.glob("part-*"):
         if "foreign" not in f.name:
             f.unlink()
-    r = run_cli("--benchmark", str(store), "--hp", "48", "--out", "res2", cwd=tmp_path)
+    r = run_cli("--store", str(store), "--hp", "48", "--out", "res2", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "part-0-foreign.parquet" in r.stderr

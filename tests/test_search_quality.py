@@ -39,7 +39,7 @@ def nats_c10_table() -> SimTable:
 def finals(nats_c10_table) -> dict[str, np.ndarray]:
     specs = [RunSpec(n, Budget(evaluations=100)) for n in ("random", "rea", "reinforce", "bohb", "tpe")]
     # Both cores: the runs are independent and give the same results in Ray tasks (tested).
-    runs = run_experiment(nats_c10_table, specs, list(range(RUNS)), parallel=2, progress=False)
+    runs = run_experiment(nats_c10_table, specs, list(range(RUNS)), parallel=2, progress=False).rows
     last = runs.groupby(["searcher", "run_seed"]).tail(1)
     return {n: g["best_test_acc"].to_numpy() for n, g in last.groupby("searcher")}
 
