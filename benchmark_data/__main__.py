@@ -1,8 +1,12 @@
 """``python -m benchmark_data``: inspect, query, compact, import into and build a store.
 
+Every command names its store with ``--store PATH`` (``benchmark_data.cli``): ``info`` and
+``query`` read it and default to the embedded benchmark (``--store embedded``); ``compact``,
+``import`` (the destination; the source stays positional) and ``build`` write it and require it.
 ``import`` and ``build`` hand everything after their name to ``benchmark_data.importers.main``
 and ``trainables.builder.main``; they are imported only when used, so ``info`` and ``query`` do
-not pay for torch or Ray. Errors a user can cause print as ``error: ...`` (exit status 2).
+not pay for torch or Ray. Errors a user can cause print as ``error: ...`` (exit status 2);
+output cut short by a reader such as ``head`` ends quietly (status 141, see ``cli.run_cli``).
 """
 
 from __future__ import annotations
@@ -12,8 +16,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from spaces import SPACE_NAMES
 from spaces.errors import UserError
 
+from . import cli
+from .schema import TABLES
+
+PROG = "python -m benchmark_data"
 _DELEGATES = {
     "import": ("benchmark_data.importers", "import official NATS-Bench archives or tables"),
     "build": ("trainables.builder", "train architectures and write them into a store"),
@@ -23,47 +32,57 @@ _INFO_META = ("schema_version", "code_version", "created_at", "recipe", "skeleto
               "dataset_fingerprint", "source")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one error style for every CLI: `error: ...`, exit 2
-        raise UserError(f"{message}; run '{self.prog} --help' for usage")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m benchmark_data",
-                description="Inspect, query, compact, import into and build a benchmark store "
-                            "(Parquet tables, see docs/SCHEMA.md).")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    info = sub.add_parser("info", help="what a store holds: partitions, rows, seeds, provenance")
-    info.add_argument("path", nargs="?", help="store folder (default: the embedded benchmark)")
-    q = sub.add_parser("query", help="print the metrics of one architecture")
-    q.add_argument("path", help="store folder ('embedded' for the embedded benchmark)")
-    q.add_argument("--space", default="tss", help="search space (default tss)")
-    q.add_argument("--dataset", required=True, help="dataset, e.g. cifar10-valid or digits")
-    q.add_argument("--hp", type=int, default=12, help="recipe length in epochs (default 12)")
+    p = cli.Parser(prog=PROG,
+                   description="Inspect, query, compact, import into and build a benchmark store "
+                               "(Parquet tables, see docs/SCHEMA.md). Every command names its "
+                               "store with --store PATH.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=cli.Parser)
+    info = sub.add_parser("info", help="what a store holds: partitions, rows, seeds, provenance",
+                          description="List a store's partitions, rows, seeds and provenance, "
+                                      "and any damaged files.")
+    cli.add_store_flag(info, reads=True, help="store folder to describe")
+    cli.add_old_store_forms(info, "info")
+    q = sub.add_parser("query", help="print the metrics of one architecture",
+                       description="Print one architecture's metrics at one epoch (and its "
+                                   "costs when the store has them).")
+    cli.add_store_flag(q, reads=True, help="store folder to read")
+    cli.add_old_store_forms(q, "query")
+    q.add_argument("--space", choices=SPACE_NAMES, default=None,
+                   help="search space (default: the store's only space)")
+    q.add_argument("--dataset", default=None,
+                   help="dataset, e.g. cifar10-valid or digits (default: the store's only "
+                        "dataset for the space; cifar10-valid next to cifar10 does not count)")
+    q.add_argument("--hp", type=int, default=None,
+                   help="recipe length in epochs (default: the store's only recipe for the "
+                        f"dataset, else {cli.DEFAULT_HP})")
     q.add_argument("--arch", required=True, help="project arch index or canonical arch string")
-    q.add_argument("--epoch", type=int, help="1-based epoch (default: the last recorded)")
-    q.add_argument("--seed", default="mean", help="an int training seed, 'mean' (default) or "
-                                                  "'random'")
+    q.add_argument("--epoch", type=int, default=None,
+                   help="1-based epoch (default: the last recorded)")
+    q.add_argument("--seed", default="mean",
+                   help="an int training seed, 'mean' (over the seeds) or 'random' (one drawn)")
     q.add_argument("--rng-seed", type=int, default=0, help="seed of the draw for --seed random")
-    c = sub.add_parser("compact", help="merge each partition's fragments, drop duplicate keys")
-    c.add_argument("path", help="store folder")
-    c.add_argument("--table", help="only this table (archs, epochs or runs)")
+    c = sub.add_parser("compact", help="merge each partition's fragments, drop duplicate keys",
+                       description="Merge each partition's fragments into one file and drop "
+                                   "duplicate keys (the last written row wins).")
+    cli.add_store_flag(c, reads=False, required=True, help="store folder to compact (required)")
+    cli.add_old_store_forms(c, "compact")
+    c.add_argument("--table", choices=TABLES, default=None, help="only this table (default: all)")
     for name, (_, text) in _DELEGATES.items():
-        sub.add_parser(name, help=f"{text} (see `python -m benchmark_data {name} --help`)",
-                       add_help=False)
+        sub.add_parser(name, help=f"{text} (see `{PROG} {name} --help`)", add_help=False)
     return p
 
 
-def _open(path: str | None):
+def _open(store: str | None):
     from .reader import Benchmark
-    return Benchmark.open(None if path in (None, "embedded") else path)
+    return Benchmark.open(cli.store_to_read(store))
 
 
-def _info(path: str | None) -> None:
+def _info(store: str | None) -> None:
     from spaces import get_space
 
     from . import schema as S
-    bench = _open(path)
+    bench = _open(store)
     print(f"store: {bench.root}")
     for table in S.TABLES:
         counts = bench.row_counts(table)
@@ -95,31 +114,31 @@ def _info(path: str | None) -> None:
 
 def _query(args: argparse.Namespace) -> None:
     from spaces import get_space
-    bench = _open(args.path)
-    bench.datasets(args.space)  # an unknown space: the UserError lists the store's spaces
-    space = get_space(args.space)
-    arch = space.resolve(args.arch)
     seed: int | str = args.seed
     if seed not in ("mean", "random"):
         try:
             seed = int(seed)
         except ValueError:
             raise UserError(f"--seed {seed!r}: give an int, 'mean' or 'random'") from None
-    out = bench.metrics(args.space, args.dataset, args.hp, arch, epoch=args.epoch, seed=seed,
-                        rng=args.rng_seed)
-    epoch = args.epoch or bench.num_epochs(args.space, args.dataset, args.hp)
+    bench = _open(args.store)
+    name = cli.pick_space(bench, args.space)
+    dataset = cli.pick_dataset(bench, name, args.dataset)
+    hp = cli.pick_hp(bench, name, dataset, args.hp)
+    space = get_space(name)
+    arch = space.resolve(args.arch)
+    out = bench.metrics(name, dataset, hp, arch, epoch=args.epoch, seed=seed, rng=args.rng_seed)
+    epoch = args.epoch or bench.num_epochs(name, dataset, hp)
     print(f"arch: {arch} {space.to_str(arch)}")
-    print(f"space: {args.space}  dataset: {args.dataset}  hp: {args.hp}  epoch: {epoch}  "
-          f"seed: {args.seed}")
-    for name, value in out.items():
-        print(f"{name}: {value:.6g}")
-    if any(v == {"space": args.space, "dataset": args.dataset} for v, _ in bench.partitions("archs")):
-        for name, value in bench.cost(args.space, args.dataset, arch).items():
-            print(f"{name}: {value:.6g}")
+    print(f"space: {name}  dataset: {dataset}  hp: {hp}  epoch: {epoch}  seed: {args.seed}")
+    for metric, value in out.items():
+        print(f"{metric}: {value:.6g}")
+    if any(v == {"space": name, "dataset": dataset} for v, _ in bench.partitions("archs")):
+        for metric, value in bench.cost(name, dataset, arch).items():
+            print(f"{metric}: {value:.6g}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; UserError propagates to the caller (``_run`` prints it)."""
+    """Run the CLI; UserError propagates to the caller (``cli.run_cli`` prints it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _DELEGATES:
         import importlib
@@ -137,24 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().print_help()
         return 2
     if args.command == "info":
-        _info(args.path)
+        _info(args.store)
     elif args.command == "query":
         _query(args)
     elif args.command == "compact":
         from .writer import compact
-        if not Path(args.path).is_dir():
-            raise UserError(f"store folder {args.path} does not exist")
-        print(compact(args.path, args.table))
+        root = cli.store_to_write(args.store)
+        if not root.is_dir():
+            raise UserError(f"store folder {args.store} does not exist")
+        print(compact(root, args.table))
     return 0
 
 
 def _run(argv: Sequence[str] | None = None) -> int:
-    """``main`` with errors a user can cause printed as ``error: ...`` and exit status 2."""
-    try:
-        return main(argv)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """``main`` with errors a user can cause printed as ``error: ...`` (``cli.run_cli``)."""
+    return cli.run_cli(main, argv)
 
 
 if __name__ == "__main__":

@@ -613,36 +613,45 @@ def import_nats_table(csv_path: str | Path, dest_root: str | Path, *, space: str
 
 
 # --------------------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # a UserError, not argparse's exit, like every CLI
-        raise UserError(f"{message}; run 'python -m benchmark_data import --help' for usage")
+def _parser() -> argparse.ArgumentParser:
+    from .cli import Parser, add_old_store_forms, add_store_flag
+
+    p = Parser(prog="python -m benchmark_data import",
+               description="Import official NATS-Bench data into a store: an archive directory "
+                           "('*-simple', or the single .pickle.pbz2 file) or an index,arch,value "
+                           "CSV table.")
+    p.add_argument("src", metavar="SRC", help="archive directory / .pickle.pbz2 file, or a .csv table")
+    add_old_store_forms(p, "import", before_dest="src")
+    add_store_flag(p, reads=False, required=True,
+                   help="store folder to write into (required; created if absent)")
+    p.add_argument("--space", default="tss", choices=("tss", "sss"),
+                   help="table only: search space of the arch strings")
+    p.add_argument("--dataset", default="cifar10",
+                   help=f"table only: dataset (default: cifar10; known: {', '.join(S.DATASETS)})")
+    p.add_argument("--hp", type=int, default=200, help="table only: recipe length in epochs")
+    p.add_argument("--metric", default="test_acc", choices=S.EPOCH_METRICS, metavar="COLUMN",
+                   help=f"table only: the column the value lands in ({', '.join(S.EPOCH_METRICS)})")
+    p.add_argument("--workers", type=int, default=1, metavar="W",
+                   help="archive only: records converted at once, one process each")
+    p.add_argument("--quiet", action="store_true", help="no progress bar: only the report and errors")
+    p.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmark_data import SRC DEST ...``: ``argv`` is what follows ``import``."""
-    p = _Parser(prog="python -m benchmark_data import",
-                description="Import official NATS-Bench data into a store: an archive directory "
-                            "('*-simple', or the single .pickle.pbz2 file) or an index,arch,value "
-                            "CSV table.")
-    p.add_argument("src", help="archive directory / .pickle.pbz2 file, or a .csv table")
-    p.add_argument("dest", help="store folder to write into (created if absent)")
-    p.add_argument("--space", default="tss", choices=("tss", "sss"),
-                   help="table only: search space of the arch strings (default tss)")
-    p.add_argument("--dataset", default="cifar10", help="table only: dataset (default cifar10; known: "
-                   f"{', '.join(S.DATASETS)})")
-    p.add_argument("--hp", type=int, default=200, help="table only: recipe epochs (default 200)")
-    p.add_argument("--metric", default="test_acc",
-                   help=f"table only: column of the value ({', '.join(S.EPOCH_METRICS)})")
-    p.add_argument("--workers", type=int, default=1,
-                   help="archive only: processes that decompress records in parallel (default 1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    """``python -m benchmark_data import SRC --store DEST ...``: ``argv`` is what follows ``import``.
+
+    Errors a user can cause raise UserError (``benchmark_data.cli.run_cli`` prints them).
+    """
+    from .cli import store_to_write
+
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    dest = store_to_write(args.store)
     src = Path(args.src)
     if src.is_dir() or src.name.endswith(PICKLE_EXT):
-        report = import_nats_archive(src, args.dest, progress=not args.no_progress,
-                                     workers=args.workers)
+        report = import_nats_archive(src, dest, progress=not args.quiet, workers=args.workers)
     elif src.suffix.lower() == ".csv":
-        report = import_nats_table(src, args.dest, space=args.space, dataset=args.dataset,
+        report = import_nats_table(src, dest, space=args.space, dataset=args.dataset,
                                    hp=args.hp, metric=args.metric)
     elif not src.exists():
         raise UserError(f"{src} does not exist; give an archive directory or a .csv table")
@@ -653,8 +662,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - the package CLI is the documented entry point
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    from .cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -233,21 +233,54 @@ def test_table_options_are_checked(tmp_path):
 
 def test_cli_imports_both_kinds_and_explains_bad_input(tmp_path, capsys):
     src = write_archive(tmp_path / "src", num_archs=2, datasets=("cifar10",), hps=("12",))
-    assert main([str(src), str(tmp_path / "store"), "--no-progress"]) == 0
+    assert main([str(src), "--store", str(tmp_path / "store"), "--quiet"]) == 0
     assert "2 architecture(s)" in capsys.readouterr().out
     csv_path = write_table(tmp_path / "t.csv", num_archs=3)
-    assert main([str(csv_path), str(tmp_path / "store2"), "--dataset", "cifar100", "--hp", "12"]) == 0
+    assert main([str(csv_path), "--store", str(tmp_path / "store2"), "--dataset", "cifar100",
+                 "--hp", "12"]) == 0
     assert read_table(tmp_path / "store2", "epochs")["dataset"].unique().tolist() == ["cifar100"]
-    with pytest.raises(UserError, match="the following arguments are required: src, dest; run .*--help"):
+    with pytest.raises(UserError, match="the following arguments are required: SRC, --store; run .*--help"):
         main([])
     with pytest.raises(UserError, match="does not exist"):
-        main([str(tmp_path / "missing.csv"), str(tmp_path / "s")])
+        main([str(tmp_path / "missing.csv"), "--store", str(tmp_path / "s")])
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(UserError, match="is neither a directory"):
-        main([str(tmp_path / "notes.txt"), str(tmp_path / "s")])
+        main([str(tmp_path / "notes.txt"), "--store", str(tmp_path / "s")])
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0 and "index,arch,value" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    # the destination as the second positional, as before --store
+    (["{csv}", "{dest}"], "the store is given with --store now: write `python -m benchmark_data "
+                          "import {csv} --store {dest} ...` instead of a bare {dest}"),
+    (["{csv}"], "the following arguments are required: --store"),
+    (["{csv}", "--store", "embedded"], "--store embedded: this command writes"),
+    (["{csv}", "--store", "{csv}"], "--store {csv} is a file; give a store folder"),
+    (["{csv}", "--store", "{dest}", "--space", "nas101"], "argument --space: invalid choice: 'nas101'"),
+    (["{csv}", "--store", "{dest}", "--metric", "acc"], "argument --metric: invalid choice: 'acc'"),
+    (["{csv}", "--store", "{dest}", "--hp", "x"], "argument --hp: invalid int value: 'x'"),
+    (["{archive}", "--store", "{dest}", "--workers", "0"], "workers must be a positive integer, got 0"),
+])
+def test_cli_bad_input_names_the_mistake_and_writes_nothing(tmp_path, args, message):
+    fill = {"csv": str(write_table(tmp_path / "t.csv", num_archs=2)), "dest": str(tmp_path / "store"),
+            "archive": str(write_archive(tmp_path / "src", num_archs=1, datasets=("cifar10",), hps=("12",)))}
+    with pytest.raises(UserError) as err:
+        main([a.format(**fill) for a in args])
+    assert message.format(**fill) in str(err.value)
+    assert store_files(tmp_path / "store") == []
+
+
+def test_cli_help_lists_every_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--store PATH store folder to write into (required", "--space {tss,sss}",
+                 "(default: tss)", "(default: cifar10;", "--hp HP table only: recipe length in "
+                 "epochs (default: 200)", "(default: test_acc)", "--workers W", "(default: 1)",
+                 "--quiet"):
+        assert text in out, text
 
 
 def test_the_single_file_archive_imports_like_the_directory(tmp_path):
@@ -310,7 +343,7 @@ def test_an_unknown_dataset_is_refused_through_the_cli(tmp_path):
     import sys
     csv_path = write_table(tmp_path / "t.csv", num_archs=2)
     proc = subprocess.run([sys.executable, "-m", "benchmark_data", "import", str(csv_path),
-                           str(tmp_path / "store"), "--dataset", "cifar11"],
+                           "--store", str(tmp_path / "store"), "--dataset", "cifar11"],
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: unknown dataset 'cifar11'; known datasets: "

@@ -1,0 +1,179 @@
+"""What the project's command lines share: the store flag, the error style, and a closed pipe.
+
+* ``--store PATH`` names a Parquet store wherever one is read or written; the word ``embedded``
+  names the digits benchmark shipped in ``benchmark_data/embedded`` wherever a store is read
+  (``store_to_read``). A command that writes refuses the word (``store_to_write``): the shipped
+  folder is extended only on purpose, by its path.
+* ``Parser`` is argparse with the project's error style: a bad flag raises ``UserError`` (so one
+  handler prints every mistake the same way) and ``--help`` shows each flag's default.
+* ``run_cli(main, argv)`` runs a CLI's ``main``: ``UserError`` prints as ``error: <message>`` on
+  stderr with exit status 2, no traceback. Output piped into a reader that stops early (``| head``)
+  ends the command quietly with status 141, as Python's docs recommend (stdout is pointed at
+  ``os.devnull`` so the interpreter's last flush does not fail again). 141 is 128 + SIGPIPE, the
+  status a shell reports for ``yes | head -1``'s writer: under ``set -o pipefail`` a truncated
+  listing is told apart from a complete one, as with any Unix tool, and without pipefail the
+  pipeline's status is ``head``'s.
+* ``pick_dataset`` / ``pick_hp``: ``--dataset`` and ``--hp`` inferred from what a store holds.
+
+Nothing here imports more than argparse and the standard library at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from spaces.errors import UserError
+
+EMBEDDED = "embedded"
+EMBEDDED_ROOT = Path(__file__).resolve().parent / "embedded"
+BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE (13)
+# The hp a query falls back to when a store holds several recipes: NATS-Bench's search recipe.
+DEFAULT_HP = 12
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to a flag's help unless it says its default itself or has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and "default" not in text and "%(default)" not in text
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are ``UserError`` (printed by ``run_cli``), not usage and exit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:
+        raise UserError(f"{message}; run '{self.prog} --help' for usage")
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None],
+            argv: Sequence[str] | None = None) -> int:
+    """``main(argv)``'s exit status, with errors a user can cause printed (see the module doc)."""
+    try:
+        code = main(argv)
+        sys.stdout.flush()  # a closed pipe shows here when the last output is still buffered
+        return int(code or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+    except SystemExit as exc:  # --help, and argparse's own exits: a status, as main returns one
+        if exc.code is None or isinstance(exc.code, int):
+            return int(exc.code or 0)
+        raise
+
+
+# ----- the store flag -------------------------------------------------------------------------
+def add_store_flag(p: argparse.ArgumentParser, *, reads: bool, help: str,
+                   required: bool = False) -> None:
+    """``--store PATH``; ``reads``: the command reads the store, so ``embedded`` is accepted and
+    is the default."""
+    if reads:
+        p.add_argument("--store", default=EMBEDDED, metavar="PATH",
+                       help=f"{help} ('{EMBEDDED}': the digits benchmark shipped with the package; "
+                            f"default: {EMBEDDED})")
+    else:
+        p.add_argument("--store", required=required, metavar="PATH", help=help)
+
+
+class _OldStoreForm(argparse.Action):
+    """A hidden argument that catches the store given the way it was before ``--store``.
+
+    It raises while argparse parses, before argparse's own check of required flags, so that
+    ``compact STORE`` is told how to write ``--store STORE`` rather than that --store is missing.
+    """
+
+    def __init__(self, option_strings: list[str], dest: str, *, command: str,
+                 before_dest: str | None = None, old: str | None = None, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.command, self.before_dest, self.old = command, before_dest, old
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if values is None:  # the optional positional, absent
+            return
+        before = f"{getattr(namespace, self.before_dest)} " if self.before_dest else ""
+        given = f"{self.old} {values}" if self.old else f"a bare {values}"
+        raise UserError(f"the store is given with --store now: write `python -m benchmark_data "
+                        f"{self.command} {before}--store {values} ...` instead of {given}")
+
+
+def add_old_store_forms(p: argparse.ArgumentParser, command: str, *,
+                        before_dest: str | None = None, old_option: str | None = None) -> None:
+    """Hidden arguments for the forms the store had before ``--store``: a positional (after the
+    positional ``before_dest`` where the command has one) and an option such as ``--out``."""
+    p.add_argument("old_store", nargs="?", default=None, action=_OldStoreForm, command=command,
+                   before_dest=before_dest, help=argparse.SUPPRESS)
+    if old_option:
+        p.add_argument(old_option, dest="old_store_option", default=None, action=_OldStoreForm,
+                       command=command, old=old_option, help=argparse.SUPPRESS)
+
+
+def store_to_read(value: str | None) -> str | None:
+    """``--store`` of a store that is read: None for the embedded benchmark, else the path."""
+    return None if value in (None, EMBEDDED) else value
+
+
+def store_to_write(value: str, flag: str = "--store") -> Path:
+    """``--store`` of a store that is written: a folder path (the word ``embedded`` is refused)."""
+    if value == EMBEDDED:
+        raise UserError(f"{flag} {EMBEDDED}: this command writes, and the shipped benchmark is "
+                        f"written only on purpose: give its folder {EMBEDDED_ROOT} (or another "
+                        "folder)")
+    path = Path(value).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {value} is a file; give a store folder (created when missing)")
+    return path
+
+
+# ----- inferred --dataset and --hp ------------------------------------------------------------
+def pick_dataset(bench: Any, space: str, given: str | None) -> str:
+    """``given``, else the store's one dataset for ``space``; ``cifar10-valid`` next to
+    ``cifar10`` does not count (it is cifar10's validation twin, read for the feedback)."""
+    if given is not None:
+        return given
+    names = bench.datasets(space)  # an unknown space: the reader's error lists the store's
+    if "cifar10" in names:
+        names = [n for n in names if n != "cifar10-valid"]
+    if len(names) == 1:
+        return names[0]
+    raise UserError(f"the store {bench.root} holds {len(names)} datasets for space {space!r}: "
+                    f"{', '.join(names)}; choose one with --dataset")
+
+
+def pick_space(bench: Any, given: str | None) -> str:
+    """``given``, else the store's one space."""
+    if given is not None:
+        return given
+    names = bench.spaces()
+    if len(names) == 1:
+        return names[0]
+    raise UserError(f"the store {bench.root} holds {len(names)} spaces"
+                    f"{': ' + ', '.join(names) if names else ''}; choose one with --space")
+
+
+def pick_hp(bench: Any, space: str, dataset: str, given: int | None) -> int:
+    """``given``, else the store's one recipe for (space, dataset), else 12 when present."""
+    if given is not None:
+        return given
+    hps = bench.hps(space, dataset)
+    if len(hps) == 1:
+        return hps[0]
+    if DEFAULT_HP in hps:
+        return DEFAULT_HP
+    raise UserError(f"the store {bench.root} holds {space}/{dataset} at hp "
+                    f"{', '.join(map(str, hps)) or '(none)'}; choose one with --hp")
