@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import random as _random
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def _mean(values: np.ndarray) -> float | None:
 
 
 def create(file_path_or_dir: str | Path | None, search_space: str, fast_mode: bool = True,
-           verbose: bool = False) -> "NATSCompat":
+           verbose: bool = False) -> NATSCompat:
     """Open a store (None: the embedded benchmark) with NATS-Bench's ``create`` signature.
 
     ``fast_mode`` is accepted for compatibility; the store is always read lazily.
@@ -482,7 +483,7 @@ class NATSCompat:
         curve = self._curves(dataset, hp)["train_acc"]
         return curve.seeds[curve.seed_present[arch]].tolist()
 
-    def query_meta_info_by_index(self, arch_index: Any, hp: Any = "12") -> "StoreArchResults":
+    def query_meta_info_by_index(self, arch_index: Any, hp: Any = "12") -> StoreArchResults:
         """A ``StoreArchResults`` (NATS-Bench: a copy of its ``ArchResults``) for one recipe."""
         if self.verbose:
             print(f"Call query_meta_info_by_index with arch_index={arch_index}, hp={hp}")
@@ -502,7 +503,7 @@ class NATSCompat:
         return StoreArchResults(self, nats, arch, hp_i, dataset_seed)
 
     def query_by_index(self, arch_index: Any, dataname: str | None = None, hp: Any = "12"
-                       ) -> "StoreArchResults | dict[int, StoreTrial]":
+                       ) -> StoreArchResults | dict[int, StoreTrial]:
         """``dataname`` None: the ``StoreArchResults``; else {seed: ``StoreTrial``} of that
         dataset, as NATS-Bench's ``query_by_index``."""
         info = self.query_meta_info_by_index(arch_index, hp)
@@ -527,7 +528,7 @@ class NATSCompat:
         """NAS-Bench-201's name of ``query_info_str_by_arch``."""
         return self.query_info_str_by_arch(arch, hp)
 
-    def _info_strings(self, info: "StoreArchResults", extra_info: Any = None) -> list[str]:
+    def _info_strings(self, info: StoreArchResults, extra_info: Any = None) -> list[str]:
         """NATS-Bench's ``print_information`` (api_topology.py / api_size.py, lines 33-80):
         costs and last-epoch seed-mean metrics per dataset."""
         names = info.get_dataset_names()
@@ -545,15 +546,15 @@ class NATSCompat:
             train = pair(info.get_metrics(dataset, "train"))
             valid_name, test_name, _ = _set_names(dataset)
             if dataset == "cifar10":
-                lines.append("{:14s} train : [{:}], test  : [{:}]".format(
-                    dataset, train, pair(info.get_metrics(dataset, test_name))))
+                test = pair(info.get_metrics(dataset, test_name))
+                lines.append(f"{dataset:14s} train : [{train}], test  : [{test}]")
             elif dataset == "cifar10-valid" and self.space == "tss":
-                lines.append("{:14s} train : [{:}], valid : [{:}]".format(
-                    dataset, train, pair(info.get_metrics(dataset, valid_name))))
+                valid = pair(info.get_metrics(dataset, valid_name))
+                lines.append(f"{dataset:14s} train : [{train}], valid : [{valid}]")
             else:  # the size space's text also shows cifar10-valid's test set
-                lines.append("{:14s} train : [{:}], valid : [{:}], test : [{:}]".format(
-                    dataset, train, pair(info.get_metrics(dataset, valid_name)),
-                    pair(info.get_metrics(dataset, test_name))))
+                valid = pair(info.get_metrics(dataset, valid_name))
+                test = pair(info.get_metrics(dataset, test_name))
+                lines.append(f"{dataset:14s} train : [{train}], valid : [{valid}], test : [{test}]")
         return lines
 
     def show(self, index: int = -1) -> None:
@@ -564,7 +565,7 @@ class NATSCompat:
                     info = self.query_meta_info_by_index(nats, hp)
                 except UserError:  # not trained with this recipe
                     continue
-                print(">" * 40 + " {:03d} epochs ".format(info.get_total_epoch()) + ">" * 40)
+                print(">" * 40 + f" {info.get_total_epoch():03d} epochs " + ">" * 40)
                 print("\n".join(self._info_strings(info)))
             print("<" * 40 + "------------" + "<" * 40)
 
@@ -573,8 +574,7 @@ class NATSCompat:
             print(self)
             order = sorted(evaluated)
             for i, nats in enumerate(order):
-                print("\n" + "-" * 10 + " The ({:5d}/{:5d}) {:06d}-th architecture! ".format(
-                    i, len(order), nats) + "-" * 10)
+                print("\n" + "-" * 10 + f" The ({i:5d}/{len(order):5d}) {nats:06d}-th architecture! " + "-" * 10)
                 print(f"arch : {self.meta_archs[nats]}")
                 one(nats)
         elif index < len(self):
@@ -767,7 +767,7 @@ class StoreArchResults:
             return dict(per_seed[seeds.index(is_random)])
         raise UserError(f"invalid value for is_random: {is_random}")
 
-    def query(self, dataset: str, seed: int | None = None) -> "dict[int, StoreTrial] | StoreTrial":
+    def query(self, dataset: str, seed: int | None = None) -> dict[int, StoreTrial] | StoreTrial:
         self._check(dataset)
         if seed is None:
             return {s: self.all_results[(dataset, s)] for s in self.dataset_seed[dataset]}

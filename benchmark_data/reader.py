@@ -25,9 +25,10 @@ UserError naming its damaged files. No query ever returns a zero-size array.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ from spaces.errors import UserError
 
 from . import schema as S
 from . import task as T
+
 # Re-exported: these rules live in the task view (benchmark_data.task), older callers import
 # them from here.
 from .task import FEEDBACK_DATASET as FEEDBACK_DATASET
@@ -108,7 +110,7 @@ class _Partition:
     # Above this many, say that compaction would help.
     WARN_FILES = 1000
 
-    def __init__(self, bench: "Benchmark", table: str, values: dict[str, Any], folder: Path,
+    def __init__(self, bench: Benchmark, table: str, values: dict[str, Any], folder: Path,
                  size: int):
         self.bench, self.table, self.values, self.folder, self.size = bench, table, values, folder, size
         self.files: list[Path] | None = None
@@ -322,7 +324,7 @@ class Benchmark:
 
     # --- opening ------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path | None = None, *, strict: bool = False) -> "Benchmark":
+    def open(cls, path: str | Path | None = None, *, strict: bool = False) -> Benchmark:
         """Open a store by listing its partition folders (reads no file)."""
         if path is None:
             root = EMBEDDED_ROOT
@@ -734,7 +736,7 @@ class Benchmark:
 
     def task(self, space: str, dataset: str | None = None, hp: int | None = None, *,
              final_hp: int | None = None, feedback: str | None = None,
-             final_metric: str = "test_acc") -> "T.Task":
+             final_metric: str = "test_acc") -> T.Task:
         """The benchmark task view of (space, dataset, hp): see ``benchmark_data.task.Task`` and
         ``Task.from_benchmark`` for the defaults. Cached per arguments: the arrays are shared
         read-only views of the reader's, so a second call costs nothing."""

@@ -25,8 +25,9 @@ other way round), and ``Task.from_benchmark`` takes the ``Benchmark`` it is give
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Collection, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -264,7 +265,7 @@ class Task:
     @classmethod
     def from_benchmark(cls, bench, space: str, dataset: str | None = None, hp: int | None = None, *,
                        feedback: str | None = None, final_hp: int | None = None,
-                       final_metric: str = "test_acc") -> "Task":
+                       final_metric: str = "test_acc") -> Task:
         """Pick the dataset, the feedback and final recipes and the role columns from what a
         store holds, and say in ``notes`` which were used where that was not asked for.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_epoch_rows
 
 from benchmark_data import schema as S
 from benchmark_data import writer as W
@@ -16,8 +17,6 @@ from benchmark_data.task import FEEDBACK_DATASET, Task, choose_dataset, feedback
 from orchestrator.simulator import FINAL_HP, SimTable
 from spaces import get_space
 from spaces.errors import UserError
-
-from conftest import make_epoch_rows
 
 SIZE = get_space("tss").size
 ALL = range(SIZE)
