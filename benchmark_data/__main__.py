@@ -51,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--space", choices=SPACE_NAMES, default=None,
                    help="search space (default: the store's only space)")
     q.add_argument("--dataset", default=None,
-                   help="dataset, e.g. cifar10-valid or digits (default: the store's only "
-                        "dataset for the space; cifar10-valid next to cifar10 does not count)")
+                   help="dataset, e.g. cifar10-valid or digits (default: cifar10 when the store "
+                        "has it, else its only dataset for the space; cifar10-valid next to "
+                        "cifar10 does not count)")
     q.add_argument("--hp", type=int, default=None,
                    help="recipe length in epochs (default: the store's only recipe for the "
                         f"dataset, else {cli.DEFAULT_HP})")
@@ -122,7 +123,9 @@ def _query(args: argparse.Namespace) -> None:
             raise UserError(f"--seed {seed!r}: give an int, 'mean' or 'random'") from None
     bench = _open(args.store)
     name = cli.pick_space(bench, args.space)
-    dataset = cli.pick_dataset(bench, name, args.dataset)
+    # A named dataset is checked by the reader (whose error says why a damaged one cannot be
+    # read); only the inference is choose_dataset's.
+    dataset = args.dataset if args.dataset is not None else bench.choose_dataset(name)
     hp = cli.pick_hp(bench, name, dataset, args.hp)
     space = get_space(name)
     arch = space.resolve(args.arch)

@@ -13,7 +13,8 @@
   status a shell reports for ``yes | head -1``'s writer: under ``set -o pipefail`` a truncated
   listing is told apart from a complete one, as with any Unix tool, and without pipefail the
   pipeline's status is ``head``'s.
-* ``pick_dataset`` / ``pick_hp``: ``--dataset`` and ``--hp`` inferred from what a store holds.
+* ``pick_space`` / ``pick_hp``: ``--space`` and ``--hp`` inferred from what a store holds (the
+  dataset: ``Benchmark.choose_dataset``, the one rule).
 
 Nothing here imports more than argparse and the standard library at module level.
 """
@@ -140,21 +141,7 @@ def store_to_write(value: str, flag: str = "--store") -> Path:
     return path
 
 
-# ----- inferred --dataset and --hp ------------------------------------------------------------
-def pick_dataset(bench: Any, space: str, given: str | None) -> str:
-    """``given``, else the store's one dataset for ``space``; ``cifar10-valid`` next to
-    ``cifar10`` does not count (it is cifar10's validation twin, read for the feedback)."""
-    if given is not None:
-        return given
-    names = bench.datasets(space)  # an unknown space: the reader's error lists the store's
-    if "cifar10" in names:
-        names = [n for n in names if n != "cifar10-valid"]
-    if len(names) == 1:
-        return names[0]
-    raise UserError(f"the store {bench.root} holds {len(names)} datasets for space {space!r}: "
-                    f"{', '.join(names)}; choose one with --dataset")
-
-
+# ----- inferred --space and --hp ------------------------------------------------------------
 def pick_space(bench: Any, given: str | None) -> str:
     """``given``, else the store's one space."""
     if given is not None:

@@ -176,10 +176,12 @@ def _store_of(root, *partitions, epoch_rows):
 
 
 def test_query_infers_the_dataset_but_not_among_several(tmp_path, epoch_rows, capsys):
+    """The reader's one rule (``Benchmark.choose_dataset``): cifar10 when present, else the only
+    dataset, cifar10-valid beside cifar10 not counting; else an error listing them."""
     two = _store_of(tmp_path / "two", ("digits", 12), ("cifar100", 12), epoch_rows=epoch_rows)
     assert _run(["query", "--store", str(two), "--arch", "1"]) == 2
-    assert f"error: the store {two} holds 2 datasets for space 'tss': cifar100, digits; choose " \
-           "one with --dataset" in capsys.readouterr().err
+    assert f"error: the benchmark at {two} holds several datasets for space tss (cifar100, " \
+           "digits); choose one with --dataset" in capsys.readouterr().err
     assert _run(["query", "--store", str(two), "--dataset", "cifar100", "--arch", "1"]) == 0
     assert "dataset: cifar100" in capsys.readouterr().out
     # cifar10-valid is cifar10's validation twin: a store of the two counts as one dataset
