@@ -111,7 +111,7 @@ def create(file_path_or_dir: str | Path | None, search_space: str, fast_mode: bo
                         f"{', '.join(TSS_NAMES + SSS_NAMES)}")
     if file_path_or_dir is not None and (Path(file_path_or_dir) / "meta.pickle.pbz2").is_file():
         raise UserError(f"{file_path_or_dir} is an official NATS-Bench archive, not a store; import "
-                        "it once with `python -m benchmark_data import SRC DEST` and open DEST")
+                        "it once with `python -m benchmark_data import SRC --store DEST` and open DEST")
     return NATSCompat(Benchmark.open(file_path_or_dir), space, verbose)
 
 

@@ -180,7 +180,7 @@ class _Partition:
                 continue
             if len(files) > self.WARN_FILES:
                 warnings.warn(f"{self.folder} holds {len(files)} fragments; run `python -m "
-                              f"benchmark_data compact {self.bench.root}` to read it much faster",
+                              f"benchmark_data compact --store {self.bench.root}` to read it much faster",
                               stacklevel=4)
             self.files = files
             # The footers were read with the keys: keep their metadata (provenance, roles) free.
