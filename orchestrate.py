@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import sys
 
+from benchmark_data.cli import run_cli
 from orchestrator.cli import build_parser, main
 
 __all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))  # errors as `error: ...` (exit 2); output piped into `head` ends quietly

@@ -319,6 +319,7 @@ class Benchmark:
         self._epochs: dict[tuple[str, str, int], _Partition] = {}
         self._archs: dict[tuple[str, str], _Partition] = {}
         self._runs: dict[str, Path] = {}
+        self._trials: dict[str, Path] = {}
         self._tasks: dict[tuple, Any] = {}  # Benchmark.task's cache
         self._feedback: dict[tuple[str, str], str] = {}  # feedback_dataset's cache
 
@@ -361,6 +362,8 @@ class Benchmark:
             self._archs[key] = _Partition(self, "archs", values, folder, size(key[0]))
         for values, folder in S.iter_partitions(self.root, "runs"):
             self._runs[values["experiment"]] = folder
+        for values, folder in S.iter_partitions(self.root, "trials"):
+            self._trials[values["experiment"]] = folder
 
     def _bad_file(self, path: Path, exc: UserError) -> None:
         if self.strict:
@@ -814,15 +817,23 @@ class Benchmark:
 
     def runs(self, experiment: str | None = None) -> pd.DataFrame:
         """Rows of the ``runs`` table (one experiment, or all), deduplicated, in key order."""
-        names = self.experiments() if experiment is None else [experiment]
+        return self._experiment_rows("runs", self._runs, experiment)
+
+    def trials(self, experiment: str | None = None) -> pd.DataFrame:
+        """Rows of the ``trials`` table of live searches (one experiment, or all), deduplicated,
+        in key order."""
+        return self._experiment_rows("trials", self._trials, experiment)
+
+    def _experiment_rows(self, table: str, folders: dict[str, Path], experiment: str | None) -> pd.DataFrame:
+        names = sorted(folders) if experiment is None else [experiment]
         frames = []
         for name in names:
-            if name not in self._runs:
-                raise UserError(f"experiment {name!r} is not in the store; it has: "
-                                f"{', '.join(self.experiments()) or 'none'}")
-            part = _Partition(self, "runs", {"experiment": name}, self._runs[name], 0)
+            if name not in folders:
+                raise UserError(f"experiment {name!r} is not in the store's {table} table; it has: "
+                                f"{', '.join(sorted(folders)) or 'none'}")
+            part = _Partition(self, table, {"experiment": name}, folders[name], 0)
             frames.append(part.table_frame())
         if not frames:
-            return S.SCHEMAS["runs"].empty_table().to_pandas()
-        out = pd.concat(frames, ignore_index=True)[S.SCHEMAS["runs"].names]
-        return out.sort_values(list(S.KEY_COLUMNS["runs"]), kind="stable", ignore_index=True)
+            return S.SCHEMAS[table].empty_table().to_pandas()
+        out = pd.concat(frames, ignore_index=True)[S.SCHEMAS[table].names]
+        return out.sort_values(list(S.KEY_COLUMNS[table]), kind="stable", ignore_index=True)

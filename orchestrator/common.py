@@ -26,7 +26,6 @@ from typing import Any
 
 from spaces.errors import UserError
 
-EMBEDDED = "embedded"
 SCHEDULERS = ("fifo", "asha", "hyperband")
 # Early stopping over epochs, the same in simulated and live runs: ASHA's first rung after one
 # epoch, a third of each rung promoted (Ray's AsyncHyperBandScheduler / HyperBandScheduler).
@@ -82,11 +81,6 @@ def folder_flag(flag: str, path: str | Path) -> str:
     if p.exists() and not p.is_dir():
         raise UserError(f"{flag} {p} is a file; give a folder (it is created when missing)")
     return str(p)
-
-
-def store_to_read(value: str | None) -> str | None:
-    """``--store`` of a store that is read: None (the embedded benchmark) or an absolute path."""
-    return None if value in (None, EMBEDDED) else str(absolute(value))
 
 
 def check_scheduler(searcher: str, scheduler: str) -> None:

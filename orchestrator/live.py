@@ -30,7 +30,9 @@ Choices that are not obvious:
     reads that state back, e.g. to ask the searcher what it believes best.
   * Results: every trained epoch lands in the store's ``epochs`` table (and the architecture in
     ``archs``) through TrainArch; the experiment folder ``<out>/live/<experiment>/`` holds Ray's
-    files, ``live_settings.json`` and ``trials.parquet`` (one row per trial, see TRIAL_COLUMNS).
+    files and ``live_settings.json``; ``<out>/trials/experiment=<name>/`` holds the ``trials``
+    table (one row per trial; ``benchmark_data.schema``, docs/SCHEMA.md), replaced as a whole
+    each time the experiment's run ends (a resumed run rewrites it with every trial).
   * Everything a user can get wrong is checked before Ray starts and before anything is written
     (``orchestrator.modes.train`` checks the flags; the data set is loaded once in the driver). That includes a ``--store``
     whose rows of this space and dataset were trained with another skeleton (C, N) or, at this
@@ -61,32 +63,7 @@ from .common import GRACE_PERIOD, REDUCTION_FACTOR, SCHEDULERS, absolute, ray_se
 
 METRIC, MODE = "valid_acc", "max"
 SETTINGS_FILE = "live_settings.json"
-TRIALS_FILE = "trials.parquet"
 LIVE_FOLDER = "live"  # experiments live in <out>/live/<experiment>
-
-# Columns of trials.parquet, in order, with their meaning (documented once, here).
-TRIAL_COLUMNS = {
-    "experiment": "experiment name",
-    "searcher": "searcher name",
-    "space": "search space",
-    "dataset": "dataset trained on",
-    "hp": "recipe length in epochs (the store's hp)",
-    "run_seed": "seed of the searcher and of the training",
-    "event": "0-based trial number in the order Tune created the trials",
-    "trial_id": "Ray Tune trial id (also the id the searcher was asked with)",
-    "arch_index": "project architecture index",
-    "arch": "canonical architecture string",
-    "fidelity": "epochs the searcher asked for (multi-fidelity searchers; else null)",
-    "epochs": "epochs trained (fewer than asked when a scheduler stopped the trial)",
-    "feedback": "validation accuracy after the last trained epoch, percent (what the searcher saw)",
-    "test_acc": "test accuracy after the last trained epoch, percent (reporting only)",
-    "train_time_s": "sum of the trained epochs' training time, seconds",
-    "trial_time_s": "Ray's time_total_s of the trial (training, evaluation, checkpoints), seconds",
-    "status": "ok (trained the epochs it was meant to) | stopped (a scheduler stopped it early) | "
-              "error (it failed more often than --max-failures allowed) | unfinished (the run was "
-              "interrupted first; in an interrupted run, trials a scheduler stopped count here too)",
-}
-
 
 @dataclass(frozen=True)
 class LiveSettings:
@@ -142,9 +119,9 @@ class LiveOutcome:
     """What a finished (or interrupted) live search produced."""
 
     settings: LiveSettings
-    trials: Any  # pandas.DataFrame with TRIAL_COLUMNS
+    trials: Any  # pandas.DataFrame: the trials table's columns
     experiment_dir: Path
-    trials_path: Path
+    trials_path: Path  # the trials partition's folder
     wall_time_s: float  # of Tuner.fit (Ray's start-up not included)
     interrupted: bool
 
@@ -257,14 +234,14 @@ def run_live(settings: LiveSettings, exp_dir: Path, *, out: str | Path | None = 
         results = tuner.fit()
     wall = time.perf_counter() - started
     trials = trials_table(results, settings)
-    path = write_trials(trials, settings, exp_dir)
+    path = write_trials(trials, settings, exp_dir.parent.parent if out is None else out)
     interrupted = (trials["status"] == "unfinished").any() or len(trials) < settings.trials
     return LiveOutcome(settings, trials, exp_dir, path, wall, interrupted=bool(interrupted))
 
 
 # ----- results -----------------------------------------------------------------------------------
 def trials_table(results, settings: LiveSettings):
-    """One row per trial (TRIAL_COLUMNS), in the order Tune created the trials."""
+    """One row per trial (the ``trials`` table's columns), in the order Tune created the trials."""
     import pandas as pd
 
     from spaces import get_space
@@ -272,7 +249,9 @@ def trials_table(results, settings: LiveSettings):
     space = get_space(settings.space)
     interrupted = results.num_terminated + results.num_errors < len(results)
     rows = [_trial_row(r, i, settings, space, interrupted) for i, r in enumerate(results)]
-    df = pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
+    from benchmark_data.schema import SCHEMAS
+
+    df = pd.DataFrame(rows, columns=SCHEMAS["trials"].names)
     return df.astype({"event": "int32", "arch_index": "int32", "fidelity": "Int16",
                       "epochs": "int16", "feedback": "float32", "test_acc": "float32",
                       "hp": "int16", "run_seed": "int32"})
@@ -329,26 +308,28 @@ def best_trial(trials) -> dict | None:
     return top.sort_values(["feedback", "event"], ascending=[False, True]).iloc[0].to_dict()
 
 
-def write_trials(trials, settings: LiveSettings, exp_dir: Path) -> Path:
-    """trials.parquet with the provenance of the store's files, written atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def write_trials(trials, settings: LiveSettings, out: str | Path) -> Path:
+    """The experiment's ``trials`` partition under ``out``, with the store's provenance. It
+    replaces any earlier fragment of the experiment (a resumed run lists every trial again):
+    the new fragment is complete on disk before the old ones go, so a reader never sees none."""
     from benchmark_data.schema import provenance
+    from benchmark_data.writer import write_fragment
 
-    # The runs table's provenance (objective feedback, fidelity fidelity); its time column is
-    # the simulated clock, which a live run does not have: here it is the recorded training time.
-    meta = {**provenance("runs", recipe=settings.recipe_spec(),
-                         skeleton=_skeleton(settings),
-                         extra={"experiment": settings.experiment, "settings": settings.to_json(),
-                                "columns": json.dumps(TRIAL_COLUMNS)}),
-            "time_column": "train_time_s"}
-    table = pa.Table.from_pandas(trials, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           **{k.encode(): v.encode() for k, v in meta.items()}})
-    path = exp_dir / TRIALS_FILE
-    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
-    return path
+    folder = absolute(out) / "trials" / f"experiment={settings.experiment}"
+    superseded = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+    meta = provenance("trials", recipe=settings.recipe_spec(), skeleton=_skeleton(settings),
+                      extra={"experiment": settings.experiment, "settings": settings.to_json()})
+    (path,) = write_fragment(out, "trials", trials, metadata=meta)
+    for old in superseded:
+        old.unlink()
+    return path.parent
+
+
+def read_trials(out: str | Path, experiment: str):
+    """The ``trials`` rows of one live experiment under ``out``, in trial order."""
+    from benchmark_data.reader import Benchmark
+
+    return Benchmark.open(out).trials(experiment)
 
 
 def _skeleton(settings: LiveSettings) -> dict[str, int]:

@@ -105,11 +105,10 @@ def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | Non
     The skeleton comes from the store's files; a different --C/--N is an error (see module doc).
     """
     from benchmark_data.reader import Benchmark
-    from orchestrator.simulator import SimTable
     from trainables.data import DATASETS
 
     bench = Benchmark.open(path)
-    table = SimTable.from_benchmark(bench, "tss", dataset)
+    table = bench.task("tss", dataset)
     search_ds = table.feedback_dataset
     recorded = store_skeleton(bench, "tss", search_ds, table.feedback_hp)
     if recorded is not None:

@@ -21,7 +21,8 @@ import pytest
 import orchestrate
 import spaces
 from benchmark_data.reader import Benchmark
-from orchestrator.live import SETTINGS_FILE, TRIAL_COLUMNS, TRIALS_FILE, LiveSettings, best_trial, load_searcher
+from benchmark_data.schema import SCHEMAS
+from orchestrator.live import SETTINGS_FILE, LiveSettings, best_trial, load_searcher, read_trials
 from orchestrator.modes.train import settings_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 
 def trials_of(out: Path, experiment: str) -> pd.DataFrame:
-    return pd.read_parquet(out / "live" / experiment / TRIALS_FILE)
+    return read_trials(out, experiment)
 
 
 def searcher_of(out: Path, experiment: str):
@@ -183,7 +184,7 @@ def test_live_search_random_with_asha_and_bohb_with_fifo(local_ray, tmp_path):
     assert code == 0, err
     assert "live search rnd: 4 trial(s) of 4 (" in stdout and "best architecture: |" in stdout
     rnd = trials_of(out, "rnd")
-    assert list(rnd.columns) == list(TRIAL_COLUMNS)
+    assert list(rnd.columns) == SCHEMAS["trials"].names
     assert len(rnd) == 4 and rnd["fidelity"].isna().all()
     # ASHA's rungs are 1 and 3 epochs: a trial either went all the way or was stopped after 1.
     assert set(rnd["epochs"]) <= {1, 3} and 3 in set(rnd["epochs"])

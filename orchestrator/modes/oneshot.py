@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from benchmark_data.cli import store_to_read  # the store flag's one reading, shared by every CLI
 from spaces.errors import UserError
 from trainables.oneshot import ALGORITHMS  # a registry only: no torch import
 
 from ..oneshot import DEFAULT_EPOCHS
 from ..common import (absolute, add_output_flags, add_ray_flags, add_seed_flag, add_store_flag, at_least,
-                      check_new_experiment, experiment_name, folder_flag, store_to_read)
+                      check_new_experiment, experiment_name, folder_flag)
 
 HELP = "one-shot (weight-sharing) NAS on a supernet, scored against a tabular benchmark"
 DESCRIPTION = ("Weight-sharing NAS on the topology space: a supernet trains live on Ray Tune (one trial per seed, "

@@ -12,9 +12,11 @@ import argparse
 import json
 from dataclasses import dataclass
 
+from benchmark_data.cli import store_to_read  # the store flag's one reading, shared by every CLI
+
 from ..common import (SCHEDULERS, add_output_flags, add_ray_flags, add_scheduler_flag, add_seed_flag, add_store_flag,
                      at_least, check_new_experiment, check_scheduler, experiment_name, fmt_count, fmt_duration,
-                     fmt_spread, fmt_value, folder_flag, format_table, store_to_read)
+                     fmt_spread, fmt_value, folder_flag, format_table)
 
 SEARCHERS = ("random", "rea", "reinforce", "bohb", "tpe")  # checked against the registry in a test
 HELP = "replay multi-trial searchers on a tabular benchmark with a simulated clock (default)"
@@ -114,12 +116,10 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
     from benchmark_data.schema import provenance
     from orchestrator.experiment import (RunSpec, curves_table, default_budget, resolved_knobs, run_experiment,
                                          runs_table, summarize, write_curves, write_runs)
-    from orchestrator.simulator import SimTable
 
     # Everything a user can get wrong is checked before the first run: nothing is written before.
     bench = Benchmark.open(settings.store)
-    table = SimTable.from_benchmark(bench, settings.space, settings.dataset, settings.hp,
-                                    final_hp=settings.final_hp)
+    table = bench.task(settings.space, settings.dataset, settings.hp, final_hp=settings.final_hp)
     dataset = table.dataset
     budget, why = (settings.budget, "given") if settings.budget is not None else default_budget(table)
     specs = [RunSpec(n, budget, settings.workers, scheduler=settings.scheduler) for n in settings.searchers]
