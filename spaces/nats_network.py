@@ -52,7 +52,8 @@ class FactorizedReduce(nn.Module):
         self.relu = nn.ReLU(inplace=False)
         if stride == 2:
             half = c_out // 2
-            self.convs = nn.ModuleList([nn.Conv2d(c_in, half, 1, 2, bias=False), nn.Conv2d(c_in, c_out - half, 1, 2, bias=False)])
+            self.convs = nn.ModuleList([nn.Conv2d(c_in, half, 1, 2, bias=False),
+                                        nn.Conv2d(c_in, c_out - half, 1, 2, bias=False)])
             self.pad = nn.ConstantPad2d((0, 1, 0, 1), 0)
         else:
             self.conv = nn.Conv2d(c_in, c_out, 1, 1, bias=False)

@@ -102,7 +102,8 @@ class TopologySpace(CategoricalSpace):
                 raise UserError(f"tss: node {target} of {arch!r} must start and end with '|' (got {node!r}); {hint}")
             edges = node[1:-1].split("|")
             if len(edges) != target:
-                raise UserError(f"tss: node {target} of {arch!r} has {len(edges)} incoming edge(s), needs {target}; {hint}")
+                raise UserError(f"tss: node {target} of {arch!r} has {len(edges)} incoming edge(s), "
+                                f"needs {target}; {hint}")
             for source, edge in enumerate(edges):
                 m = _EDGE_RE.match(edge)
                 if not m:

@@ -6,7 +6,7 @@ reader and CLI tests describe their data in one line instead of re-deriving the 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd

@@ -15,8 +15,18 @@ import torch
 import torch.nn.functional as F
 
 from spaces.errors import UserError
-from trainables.data import (DATASETS, Dataset, Split, batches, cifar, fashion, files, imagenet16, iterate_batches,
-                             load_dataset)
+from trainables.data import (
+    DATASETS,
+    Dataset,
+    Split,
+    batches,
+    cifar,
+    fashion,
+    files,
+    imagenet16,
+    iterate_batches,
+    load_dataset,
+)
 from trainables.data.assemble import channel_stats, seeded_order, stratified_split
 
 
@@ -193,7 +203,8 @@ def _write_fashion(folder, gz: bool = True) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, per_class, start in (("train", 6, 0), ("t10k", 2, 1000)):
         labels = np.repeat(np.arange(10), per_class)
-        _write_idx(folder / f"{prefix}-images-idx3-ubyte", _unique_rows(len(labels), 784, start).reshape(-1, 28, 28), gz)
+        images = _unique_rows(len(labels), 784, start).reshape(-1, 28, 28)
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte", images, gz)
         _write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, gz)
 
 

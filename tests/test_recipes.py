@@ -1,10 +1,9 @@
 import math
+from pathlib import Path
 
 import pytest
 
 from spaces.errors import UserError
-from pathlib import Path
-
 from trainables.recipes import RECIPES, get_recipe, recorded_recipe
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "benchmark_data" / "embedded"

@@ -6,7 +6,6 @@ import torch
 
 from spaces import UserError, get_space
 from spaces.nats_network import count_params_flops
-from spaces.nats_topology import OPS
 
 TSS, SSS = get_space("tss"), get_space("sss")
 BEST_C10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
@@ -29,12 +28,18 @@ def test_topology_index_order_is_the_documented_base5_number():
 
 @pytest.mark.parametrize("bad, message", [
     ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|", "has 2 node(s)"),
-    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|", "has 1 incoming edge(s), needs 2"),
-    ("|conv_5x5~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|", "unknown op 'conv_5x5'"),
-    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~2|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|", "has source 2, expected 1"),
-    ("|nor_conv_3x3~0|,|nor_conv_3x3~0|nor_conv_3x3~1|,|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|", "has 1 node(s)"),
-    ("nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|", "must start and end with '|'"),
-    ("|nor_conv_3x3-0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|", "is not 'op~source'"),
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+     "has 1 incoming edge(s), needs 2"),
+    ("|conv_5x5~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+     "unknown op 'conv_5x5'"),
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~2|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+     "has source 2, expected 1"),
+    ("|nor_conv_3x3~0|,|nor_conv_3x3~0|nor_conv_3x3~1|,|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+     "has 1 node(s)"),
+    ("nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+     "must start and end with '|'"),
+    ("|nor_conv_3x3-0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+     "is not 'op~source'"),
     ("", "has 1 node(s)"),
 ])
 def test_malformed_topology_strings_are_rejected_with_a_specific_message(bad, message):
@@ -115,7 +120,8 @@ def test_size_space_encodes_builds_and_counts():
     for s in ("8:8:8:8:8", "64:64:64:64:64", "8:16:32:64:64"):
         assert SSS.to_str(SSS.parse(s)) == s
     assert SSS.parse("8:8:8:8:16") == 1 and SSS.to_str(SSS.size - 1) == "64:64:64:64:64"
-    for bad, msg in (("8:16:32:64", "needs 5"), ("8:16:32:64:65", "each must be one of"), ("a:b:c:d:e", "each must be one of")):
+    for bad, msg in (("8:16:32:64", "needs 5"), ("8:16:32:64:65", "each must be one of"),
+                     ("a:b:c:d:e", "each must be one of")):
         with pytest.raises(UserError, match=msg):
             SSS.parse(bad)
     small, large = SSS.cost(SSS.parse("8:8:8:8:8")), SSS.cost(SSS.parse("64:64:64:64:64"))

@@ -158,6 +158,18 @@ def test_train_arch_under_tune_with_reused_actors_writes_its_rows(tmp_path):
     assert len(pd.read_parquet(tmp_path / "store" / "archs")) == 2
 
 
+def record_lrs(engine) -> list[tuple[int, float]]:
+    """(epoch, lr) of every optimizer step the engine takes from now on, in a list that grows."""
+    lrs, opt_step = [], engine.optimizer.step
+
+    def step(*args, **kwargs):
+        lrs.append((engine.epoch, engine.optimizer.param_groups[0]["lr"]))
+        return opt_step(*args, **kwargs)
+
+    engine.optimizer.step = step
+    return lrs
+
+
 def test_engine_trains_each_epoch_at_the_reference_lr(digits):
     """The optimizer sees xautodl's per-epoch cosine (procedures/optimizers.py:91-96) at every
     batch; lr_schedule_step="iteration" moves it every batch (the old schedule)."""
@@ -167,12 +179,9 @@ def test_engine_trains_each_epoch_at_the_reference_lr(digits):
     for step in ("epoch", "iteration"):
         e = TrainEngine("tss", ARCH, digits, get_recipe("h0", epochs=3, lr_schedule_step=step),
                         0, C=4, N=1)
-        lrs, opt_step = [], e.optimizer.step
-        e.optimizer.step = lambda *a, **k: (lrs.append((e.epoch, e.optimizer.param_groups[0]["lr"])),
-                                            opt_step(*a, **k))[1]
+        seen[step] = record_lrs(e)
         for _ in range(3):
             e.run_epoch()
-        seen[step] = lrs
     ipe = math.ceil(len(digits.train) / 256)
     want = [(ep, 0.0 + (0.1 - 0.0) * (1 + math.cos(math.pi * ep / 3)) / 2)
             for ep in range(3) for _ in range(ipe)]

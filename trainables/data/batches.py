@@ -72,7 +72,8 @@ def iterate_batches(
         crop = (dy, dx, flips)
 
     scale = torch.tensor([1.0 / (255.0 * s) for s in dataset.std], dtype=torch.float32, device=device).view(1, c, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(dataset.mean, dataset.std)], dtype=torch.float32, device=device).view(1, c, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(dataset.mean, dataset.std)], dtype=torch.float32,
+                         device=device).view(1, c, 1, 1)
 
     end = (n // batch_size) * batch_size if drop_last else n
     # Chunks hold whole batches so that no batch straddles two chunks.

@@ -81,7 +81,8 @@ def _read_members(release: _Release, data_dir: Path | None, download: bool) -> t
             return out, str(folder)
         if folder == base / release.folder and folder.is_dir():
             missing = [n for n in names if not (folder / n).is_file()]
-            raise UserError(f"{folder} lacks {', '.join(missing)}: the folder holds something else; {_how(release, base)}")
+            raise UserError(f"{folder} lacks {', '.join(missing)}: the folder holds something else; "
+                            f"{_how(release, base)}")
     archive = base / release.archive
     if archive.is_file():
         if download:
@@ -105,7 +106,8 @@ def _read_archive(release: _Release, archive: Path) -> dict[str, bytes]:
                 if member.name in wanted and member.isfile():
                     out[wanted[member.name]] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise UserError(f"{archive} is truncated or corrupt ({exc}); delete it and load again with download=True") from None
+        raise UserError(f"{archive} is truncated or corrupt ({exc}); delete it and load again with "
+                        "download=True") from None
     missing = [n for n in (*release.train, *release.test) if n not in out]
     if missing:
         raise UserError(
@@ -115,7 +117,8 @@ def _read_archive(release: _Release, archive: Path) -> dict[str, bytes]:
     return out
 
 
-def _batches(release: _Release, raw: dict[str, bytes], names: tuple[str, ...], where: str) -> tuple[np.ndarray, np.ndarray]:
+def _batches(release: _Release, raw: dict[str, bytes], names: tuple[str, ...],
+             where: str) -> tuple[np.ndarray, np.ndarray]:
     parts = [files.batch_arrays(files.safe_unpickle(raw[n], f"{where}:{n}"), release.label_key, 3072, f"{where}:{n}")
              for n in names]
     images = np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32)
@@ -152,7 +155,8 @@ def load_cifar10_valid(data_dir: Path | None, download: bool, device: str | torc
 def load_cifar10(data_dir: Path | None, download: bool, device: str | torch.device = "cpu") -> Dataset:
     (train_x, train_y), (test_x, test_y) = _load_release(CIFAR10, data_dir, download)
     splits = {"train": make_split(train_x, train_y), "valid": None, "test": make_split(test_x, test_y)}
-    return make_dataset("cifar10", "train set = train, test set = test", splits, num_classes=10, flip=True, device=device)
+    return make_dataset("cifar10", "train set = train, test set = test", splits, num_classes=10, flip=True,
+                        device=device)
 
 
 def load_cifar100(data_dir: Path | None, download: bool, device: str | torch.device = "cpu",

@@ -98,7 +98,8 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     body = raw[4 + 4 * ndim :]
     expected = int(np.prod(shape))
     if len(body) != expected:
-        raise UserError(f"{path} is truncated: {len(body)} data bytes, header says {expected}; delete it and download it again")
+        raise UserError(f"{path} is truncated: {len(body)} data bytes, header says {expected}; delete it and "
+                        "download it again")
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 

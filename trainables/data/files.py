@@ -112,7 +112,8 @@ def safe_unpickle(data: bytes, source: str) -> dict[str, object]:
             f"replace it with the official file"
         ) from None
     except Exception as exc:  # truncated or garbage bytes raise many different types
-        raise UserError(f"{source} is truncated or not a pickle ({type(exc).__name__}: {exc}); replace it with the official file") from None
+        raise UserError(f"{source} is truncated or not a pickle ({type(exc).__name__}: {exc}); replace it with "
+                        "the official file") from None
     if not isinstance(obj, dict):
         raise UserError(f"{source} holds a {type(obj).__name__}, not a batch dict: the folder holds something else")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
@@ -132,5 +133,6 @@ def batch_arrays(entry: dict[str, object], label_key: str, width: int, source: s
     except (TypeError, ValueError):
         raise UserError(f"{source}: '{label_key}' is not a list of integers: the folder holds something else") from None
     if len(labels) != len(data):
-        raise UserError(f"{source}: {len(data)} images but {len(labels)} labels; replace the file with the official one")
+        raise UserError(f"{source}: {len(data)} images but {len(labels)} labels; replace the file with the "
+                        "official one")
     return data, labels

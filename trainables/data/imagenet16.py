@@ -53,7 +53,8 @@ def _read_kept(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch, filtered to classes 1..120 (done per batch: the full train set is ~1 GB)."""
     data, labels = files.batch_arrays(files.safe_unpickle(path.read_bytes(), str(path)), "labels", 768, str(path))
     if labels.size and (labels.min() < 1 or labels.max() > 1000):
-        raise UserError(f"{path}: labels outside 1..1000: not a downsampled-ImageNet batch; replace it with the official file")
+        raise UserError(f"{path}: labels outside 1..1000: not a downsampled-ImageNet batch; replace it with the "
+                        "official file")
     keep = labels <= KEEP_CLASSES
     return data[keep].reshape(-1, 3, 16, 16), labels[keep] - 1
 

@@ -64,7 +64,8 @@ def read_split_file(path: str | Path) -> dict[str, np.ndarray]:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"{path} is not a NATS-Bench split file ({exc}); copy it again from {SOURCE}") from None
     if not isinstance(data, dict) or not data:
-        raise UserError(f"{path}: a split file is a JSON object of key -> [\"int\", [indices]]; copy it again from {SOURCE}")
+        raise UserError(f"{path}: a split file is a JSON object of key -> [\"int\", [indices]]; copy it again "
+                        f"from {SOURCE}")
     out = {}
     for key, value in data.items():
         ok = isinstance(value, list) and len(value) == 2 and value[0] == "int" and isinstance(value[1], list)
@@ -89,7 +90,7 @@ class NatsHalves:
     digest: str
 
     @classmethod
-    def read(cls, path: str | Path, spec: SplitFile) -> "NatsHalves":
+    def read(cls, path: str | Path, spec: SplitFile) -> NatsHalves:
         path = Path(path)
         keys = read_split_file(path)
         missing = [k for k in (spec.first, spec.second) if k not in keys]

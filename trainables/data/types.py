@@ -21,12 +21,14 @@ class Split:
     def __post_init__(self) -> None:
         # Checked once here so that the batch loop can index without re-checking.
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"Split.images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(f"Split.images must be uint8 [N, C, H, W], got {self.images.dtype} "
+                             f"{tuple(self.images.shape)}")
         if not self.images.is_contiguous():
             raise ValueError("Split.images must be contiguous")
         if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
             raise ValueError(
-                f"Split.labels must be int64 [{self.images.shape[0]}], got {self.labels.dtype} {tuple(self.labels.shape)}"
+                f"Split.labels must be int64 [{self.images.shape[0]}], got {self.labels.dtype} "
+                f"{tuple(self.labels.shape)}"
             )
 
     def __len__(self) -> int:

@@ -75,10 +75,10 @@ class Strategy:
     def weight_sample(self) -> ArchSample:
         raise NotImplementedError
 
-    def arch_step(self, train: Batch, valid: Batch, search: "SearchEngine") -> None:
+    def arch_step(self, train: Batch, valid: Batch, search: SearchEngine) -> None:
         """Default: no architecture parameters to learn."""
 
-    def derive(self, search: "SearchEngine") -> tuple[int, ...]:
+    def derive(self, search: SearchEngine) -> tuple[int, ...]:
         """Default: the most likely op on every edge (the thesis' rule for DARTS and GDAS)."""
         return tuple(self.alpha.detach().argmax(dim=1).tolist())
 

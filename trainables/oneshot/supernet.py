@@ -48,7 +48,7 @@ class ArchSample:
     add_unchosen: bool = False
 
     @classmethod
-    def single_path(cls, index: tuple[int, ...] | list[int], like: torch.Tensor | None = None) -> "ArchSample":
+    def single_path(cls, index: tuple[int, ...] | list[int], like: torch.Tensor | None = None) -> ArchSample:
         """One op per edge with weight 1: a plain sub-network of the supernet."""
         kw = {} if like is None else {"dtype": like.dtype, "device": like.device}
         return cls(torch.ones(NUM_EDGES, NUM_OPS, **kw), tuple(int(i) for i in index))
