@@ -20,19 +20,21 @@ import platform
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spaces.errors import UserError
 
 # Bump when a column is added, removed or changes meaning; readers refuse newer major versions.
 # 1.1: one-shot columns in runs; 1.2: arch/best_arch strings in runs (absent in older files:
-# read as null)
-SCHEMA_VERSION = "1.2"
+# read as null); 1.3: runs.clock (older files get it from ``upgrade``), the trials table
+SCHEMA_VERSION = "1.3"
 
-TABLES: tuple[str, ...] = ("archs", "epochs", "runs")
+TABLES: tuple[str, ...] = ("archs", "epochs", "runs", "trials")
 
 # Every dataset a store may hold, and its class count (the width of the classifier head, e.g.
 # what the NATS facade's get_net_config reports). NATS-Bench's four names first, as NATS-Bench
@@ -48,6 +50,13 @@ NATS_DATASETS: tuple[str, ...] = DATASETS[:4]
 
 # Row status values for the `epochs` table (see docs/SCHEMA.md for their meaning).
 STATUSES: tuple[str, ...] = ("ok", "diverged", "iso_copy", "no_path", "imported")
+# Status of a live trial (`trials` table).
+TRIAL_STATUSES: tuple[str, ...] = ("ok", "stopped", "error", "unfinished")
+# The clock a run's times are on (`runs.clock`), and the column that holds the run's time on it:
+# a simulated search is charged the benchmark's recorded training time (sim_time_s); one-shot and
+# live runs have no simulated clock, only the real time they took (wall_time_s).
+CLOCK_COLUMNS: dict[str, str] = {"simulated": "sim_time_s", "wall": "wall_time_s"}
+CLOCKS: tuple[str, ...] = tuple(CLOCK_COLUMNS)
 
 # Float metric columns of `epochs`: the ones the reader serves as dense float32 arrays.
 EPOCH_METRICS: tuple[str, ...] = (
@@ -109,7 +118,35 @@ SCHEMAS: dict[str, pa.Schema] = {
         _field("arch_entropy", _f32),
         _field("arch", _str),
         _field("best_arch", _str),
+        _field("clock", _str),
     ]),
+    "trials": pa.schema([
+        _field("experiment", _str, True),
+        _field("searcher", _str, True),
+        _field("space", _str),
+        _field("dataset", _str),
+        _field("hp", _i16),
+        _field("run_seed", _i32, True),
+        _field("event", _i32, True),
+        _field("trial_id", _str),
+        _field("arch_index", _i32),
+        _field("arch", _str),
+        _field("fidelity", _i16),
+        _field("epochs", _i16),
+        _field("feedback", _f32),
+        _field("test_acc", _f32),
+        _field("train_time_s", pa.float64()),
+        _field("trial_time_s", pa.float64()),
+        _field("status", _str),
+    ]),
+}
+
+# The values a string column may hold, per table; the writer refuses others (a typo would
+# otherwise become a category no reader expects).
+ALLOWED_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "epochs": {"status": STATUSES},
+    "runs": {"clock": CLOCKS},
+    "trials": {"status": TRIAL_STATUSES},
 }
 
 # Identity of a row: compaction and readers keep only the last written row per key.
@@ -117,6 +154,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "archs": ("space", "dataset", "arch_index"),
     "epochs": ("space", "dataset", "hp", "arch_index", "seed", "epoch"),
     "runs": ("experiment", "searcher", "run_seed", "event"),
+    "trials": ("experiment", "searcher", "run_seed", "event"),
 }
 
 # Hive folder levels, outermost first. Chosen so that a query touches one folder: the simulator
@@ -125,6 +163,7 @@ PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "archs": ("space", "dataset"),
     "epochs": ("space", "dataset", "hp"),
     "runs": ("experiment",),
+    "trials": ("experiment",),
 }
 
 # Which column a searcher sees, which is the fidelity and which is time, per table: recorded in
@@ -134,7 +173,9 @@ ROLE_COLUMNS: dict[str, dict[str, str]] = {
     "epochs": {"objective_column": "valid_acc", "fidelity_column": "epoch",
                "time_column": "epoch_time_s"},
     "runs": {"objective_column": "feedback", "fidelity_column": "fidelity",
-             "time_column": "sim_time_s"},
+             "time_column": "sim_time_s"},  # a wall-clock run's file records wall_time_s
+    "trials": {"objective_column": "feedback", "fidelity_column": "epochs",
+               "time_column": "train_time_s"},
 }
 
 COLUMN_DOCS: dict[str, dict[str, str]] = {
@@ -179,7 +220,7 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "budget_evals": "evaluation budget; null when the budget is time",
         "run_seed": "seed of this search run",
         "event": "0-based index of the evaluation event within the run",
-        "sim_time_s": "simulated clock when the event completed, seconds",
+        "sim_time_s": "simulated clock when the event completed, seconds; null when clock is wall",
         "arch_index": "architecture evaluated at this event",
         "fidelity": "epochs the architecture was trained for at this event",
         "feedback": "value the searcher was told (validation accuracy, percent)",
@@ -187,13 +228,38 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "best_test_acc": "test accuracy of best_arch_index under the final recipe, percent",
         "final_recipe_hp": "hp of the recipe best_test_acc is taken from",
         "searcher_time_s": "real compute time spent in the searcher (not on the simulated clock)",
-        "wall_time_s": "real elapsed time since the run started, seconds",
+        "wall_time_s": "real elapsed time since the run started, seconds (the run's clock when clock is wall)",
         "best_rank": "one-shot: rank of best_arch_index by best_test_acc among all architectures (1 = best)",
         "search_loss": "one-shot: mean training loss of the supernet over this search epoch",
-        "supernet_valid_acc": "one-shot: validation accuracy of the derived architecture with the shared weights, percent",
+        "supernet_valid_acc": "one-shot: validation accuracy of the derived architecture with the shared "
+                              "weights, percent",
         "arch_entropy": "one-shot: mean entropy of the per-edge op distribution, nats (log 5 = 1.609 is uniform)",
         "arch": "canonical string of arch_index (schema 1.2; null in older files)",
         "best_arch": "canonical string of best_arch_index (schema 1.2; null in older files)",
+        "clock": "simulated (a replay of a benchmark: the run's times are sim_time_s) | wall (one-shot or "
+                 "live: no simulated clock, sim_time_s is null, the run's times are wall_time_s); schema "
+                 "1.3, filled in when older files are read",
+    },
+    "trials": {
+        "experiment": "experiment name; partition folder",
+        "searcher": "searcher name",
+        "space": "search space",
+        "dataset": "dataset trained on",
+        "hp": "recipe length in epochs (the store's hp)",
+        "run_seed": "seed of the searcher and of the training",
+        "event": "0-based trial number in the order Tune created the trials",
+        "trial_id": "Ray Tune trial id (also the id the searcher was asked with)",
+        "arch_index": "project architecture index",
+        "arch": "canonical architecture string",
+        "fidelity": "epochs the searcher asked for (multi-fidelity searchers; else null)",
+        "epochs": "epochs trained (fewer than asked when a scheduler stopped the trial)",
+        "feedback": "validation accuracy after the last trained epoch, percent (what the searcher saw)",
+        "test_acc": "test accuracy after the last trained epoch, percent (reporting only)",
+        "train_time_s": "sum of the trained epochs' training time, seconds",
+        "trial_time_s": "Ray's time_total_s of the trial (training, evaluation, checkpoints), seconds",
+        "status": "ok (trained the epochs it was meant to) | stopped (a scheduler stopped it early) | "
+                  "error (it failed more often than --max-failures allowed) | unfinished (the run was "
+                  "interrupted first; in an interrupted run, trials a scheduler stopped count here too)",
     },
 }
 
@@ -236,6 +302,44 @@ def data_schema(table: str) -> pa.Schema:
     schema = check_table(table)
     parts = set(PARTITION_COLUMNS[table])
     return pa.schema([f for f in schema if f.name not in parts])
+
+
+def upgrade(table: str, tbl: pa.Table) -> pa.Table:
+    """One fragment's rows, as read with the file's metadata kept (``writer.read_fragment``),
+    given the meaning of the current schema version where an older file left a gap.
+
+    ``runs`` files before 1.3 have no ``clock`` (read as null). It becomes ``wall`` where the
+    file's recipe says the run was a one-shot search (``{"search": "oneshot", ...}``), whose rows
+    put the search's real time in ``sim_time_s`` as well as in ``wall_time_s`` (the same values),
+    so ``sim_time_s`` becomes null there: no simulated clock ran. Every other such file is a
+    replay of a benchmark: ``simulated``. Only null clocks are filled, so a file written at 1.3,
+    or rows already upgraded (a compacted file), come back as they are; other tables, and reads
+    that did not ask for ``clock``, are returned unchanged.
+    """
+    check_table(table)
+    if table != "runs" or "clock" not in tbl.column_names:
+        return tbl
+    missing = tbl["clock"].is_null()
+    if not pc.any(missing).as_py():
+        return tbl
+    clock = "wall" if _is_oneshot(tbl.schema.metadata or {}) else "simulated"
+    out = tbl.set_column(tbl.column_names.index("clock"), tbl.schema.field("clock"),
+                         pc.if_else(missing, pa.scalar(clock), tbl["clock"]))
+    if clock == "wall" and "sim_time_s" in tbl.column_names:
+        i = tbl.column_names.index("sim_time_s")
+        field = tbl.schema.field("sim_time_s")
+        out = out.set_column(i, field, pc.if_else(missing, pa.scalar(None, field.type),
+                                                          tbl["sim_time_s"]))
+    return out
+
+
+def _is_oneshot(metadata: Mapping[bytes, bytes]) -> bool:
+    """Whether a runs file's provenance recipe names a one-shot search (how 1.1-1.2 wrote it)."""
+    try:
+        recipe = json.loads(metadata.get(b"recipe", b"") or b"{}")
+    except ValueError:
+        return False
+    return isinstance(recipe, dict) and recipe.get("search") == "oneshot"
 
 
 @functools.lru_cache(maxsize=1)
@@ -304,7 +408,7 @@ def provenance(table: str = "epochs", *, recipe: Mapping[str, Any] | None = None
     meta = {
         "schema_version": SCHEMA_VERSION,
         "code_version": _code_version(),
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "recipe": json.dumps(dict(recipe or {}), sort_keys=True, default=str),
         "skeleton": json.dumps(dict(skeleton or {}), sort_keys=True, default=str),
         "dataset_fingerprint": dataset_fingerprint or "",

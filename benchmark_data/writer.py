@@ -102,12 +102,14 @@ def conform(table: str, rows: pd.DataFrame | pa.Table, *, stored: bool = False,
                             f"{col.null_count} null value(s); every row needs a value there")
         arrays.append(col)
     out = pa.Table.from_arrays(arrays, schema=target)
-    if "status" in target.names and out.num_rows:
-        given = pc.unique(out["status"].drop_null())
-        bad = pc.filter(given, pc.invert(pc.is_in(given, value_set=pa.array(S.STATUSES))))
+    for name, allowed in S.ALLOWED_VALUES.get(table, {}).items():
+        if name not in target.names or not out.num_rows:
+            continue
+        given = pc.unique(out[name].drop_null())
+        bad = pc.filter(given, pc.invert(pc.is_in(given, value_set=pa.array(allowed))))
         if len(bad):
-            raise UserError(f"unknown status value(s) {bad.to_pylist()}; "
-                            f"allowed: {', '.join(S.STATUSES)}")
+            raise UserError(f"unknown {name} value(s) {bad.to_pylist()}; "
+                            f"allowed: {', '.join(allowed)}")
     return out
 
 
@@ -319,7 +321,7 @@ def read_fragment(path: Path, table: str, columns: list[str] | None = None) -> p
     if columns is None:
         parts = set(S.PARTITION_COLUMNS[table])
         out = out.select([c for c in out.column_names if c not in parts])
-    return out.replace_schema_metadata(meta)
+    return S.upgrade(table, out.replace_schema_metadata(meta))  # older files in today's meaning
 
 
 @dataclass

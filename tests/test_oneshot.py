@@ -311,6 +311,22 @@ def test_lookup_ranks_the_best_architecture_first():
                                  "final_hp": 200, "search_hp": 12}
 
 
+def test_lookup_from_the_benchmark_task_view_scores_as_the_task_does():
+    from benchmark_data.reader import Benchmark
+
+    task = Benchmark.open().task("tss", "digits")
+    lookup = ArchLookup.from_task(task)
+    assert (lookup.dataset, lookup.final_hp, lookup.search_hp) == ("digits", task.final_hp, task.feedback_hp)
+    np.testing.assert_array_equal(lookup.final, task.final.astype(np.float64))
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(lookup.search_valid, np.nanmean(task.feedback[:, :, -1], axis=1))
+    # the ranks it serves are the task's, and the same as its own rule computes from ``final``
+    own = ArchLookup(final=lookup.final, search_valid=lookup.search_valid, final_hp=200, search_hp=12, dataset="x")
+    np.testing.assert_array_equal(lookup.rank, own.rank)
+    figures = lookup.figures(task.best_arch)
+    assert figures["rank"] == 1.0 and figures["test_acc"] == pytest.approx(task.best_final)
+
+
 def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "orchestrate.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600)

@@ -190,15 +190,31 @@ def test_concurrent_writer_processes_with_compaction_lose_nothing(tmp_path):
     assert len(S.list_fragments(tmp_path / "epochs/space=tss/dataset=digits/hp=12")) == 1
 
 
-def test_docs_schema_md_documents_every_column_and_status():
+_DOC_TYPES = {pa.string(): "string", pa.int16(): "int16", pa.int32(): "int32", pa.float32(): "float32",
+              pa.float64(): "float64"}
+
+
+def _doc_table(text: str, table: str) -> list[list[str]]:
+    """The rows of the column table under ``### `table` `` in docs/SCHEMA.md, cells unescaped."""
+    section = text.split(f"### `{table}`\n", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    cells = [[c.strip() for c in row.replace("\\|", "\0").strip("|").split("|")] for row in rows]
+    return [[c.replace("\0", "|").replace("`", "") for c in row] for row in cells]
+
+
+def test_docs_schema_md_documents_every_column_as_the_schema_defines_it():
     text = (Path(__file__).resolve().parent.parent / "docs" / "SCHEMA.md").read_text()
     for table, schema in S.SCHEMAS.items():
         assert f"### `{table}`" in text
-        for name in schema.names:
-            assert f"| `{name}` |" in text, f"{table}.{name} is not documented in docs/SCHEMA.md"
-            assert S.COLUMN_DOCS[table][name]
-    for status in S.STATUSES:
-        assert f"`{status}`" in text
+        want = [[f.name, _DOC_TYPES[f.type], "yes" if f.nullable else "no", S.COLUMN_DOCS[table][f.name]]
+                for f in schema]
+        assert _doc_table(text, table) == want, f"docs/SCHEMA.md's {table} table differs from schema.py"
+        keys, parts = S.KEY_COLUMNS[table], S.PARTITION_COLUMNS[table]
+        assert f"Partitioned by ({', '.join(parts)}); key ({', '.join(keys)})." in text
+    for values in S.ALLOWED_VALUES.values():
+        for allowed in values.values():
+            for value in allowed:
+                assert f"`{value}`" in text
 
 
 def test_runs_files_record_the_searched_benchmark_skeleton_and_fingerprint(tmp_path):
@@ -234,3 +250,105 @@ def test_benchmark_dataset_fingerprint_reads_the_epochs_files(tmp_path, epoch_ro
         bench.dataset_fingerprint("tss", "digits")
     with pytest.raises(UserError, match="dataset 'mnist' is not in the store"):
         bench.dataset_fingerprint("tss", "mnist")
+
+
+# --- schema 1.3: the trials table, runs.clock, and older runs files --------------------------------
+def _trial_rows(experiment: str = "live1", n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({
+        "experiment": experiment, "searcher": "rea", "space": "tss", "dataset": "digits", "hp": 12,
+        "run_seed": 0, "event": range(n), "trial_id": [f"t{i}" for i in range(n)],
+        "arch_index": [5, 6, 7][:n], "fidelity": None, "epochs": 12, "feedback": [80.0, 81.5, 79.0][:n],
+        "test_acc": 78.0, "train_time_s": 3.5, "trial_time_s": 4.0, "status": ["ok", "stopped", "error"][:n]})
+
+
+def test_trials_rows_are_written_per_experiment_and_read_back_with_their_types(tmp_path):
+    meta = S.provenance("trials", recipe={"name": "h0"}, extra={"settings": "{}"})
+    assert (meta["objective_column"], meta["fidelity_column"], meta["time_column"]) == \
+        ("feedback", "epochs", "train_time_s")
+    (path,) = W.write_fragment(tmp_path, "trials", _trial_rows(), metadata=meta)
+    assert path.parent == tmp_path / "trials" / "experiment=live1" and path.name.startswith("part-")
+    back = W.read_fragment(path, "trials")
+    assert back.schema.field("epochs").type == pa.int16() and back["fidelity"].null_count == 3
+    assert back["status"].to_pylist() == ["ok", "stopped", "error"]
+    assert pd.read_parquet(tmp_path / "trials")["experiment"].astype(str).tolist() == ["live1"] * 3
+    # a second write of one trial (a resumed run) wins over the first after compaction
+    again = _trial_rows(n=1).assign(feedback=90.0)
+    W.write_fragment(tmp_path, "trials", again, metadata=meta)
+    W.compact(tmp_path, "trials")
+    (merged,) = S.list_fragments(tmp_path / "trials" / "experiment=live1")
+    assert W.read_fragment(merged, "trials")["feedback"].to_pylist() == [90.0, 81.5, 79.0]
+
+
+@pytest.mark.parametrize("table, rows, message", [
+    ("trials", _trial_rows(n=1).assign(status="done"),
+     "unknown status value(s) ['done']; allowed: ok, stopped, error, unfinished"),
+    ("trials", _trial_rows(n=1).drop(columns="event"), "lack the required column 'event'"),
+    ("runs", pd.DataFrame({"experiment": ["e"], "searcher": ["random"], "run_seed": [0], "event": [0],
+                           "clock": ["cpu"]}),
+     "unknown clock value(s) ['cpu']; allowed: simulated, wall"),
+])
+def test_bad_trials_and_clock_values_are_refused(tmp_path, table, rows, message):
+    with pytest.raises(UserError) as err:
+        W.write_fragment(tmp_path, table, rows, metadata=S.provenance(table))
+    assert message in str(err.value)
+    assert _files(tmp_path) == []
+
+
+def _runs_rows(experiment: str, n: int = 3, **extra) -> pd.DataFrame:
+    return pd.DataFrame({"experiment": experiment, "searcher": "gdas", "run_seed": 0, "event": range(n),
+                         "sim_time_s": [10.0, 20.0, 30.0][:n], "wall_time_s": [10.0, 20.0, 30.0][:n],
+                         "feedback": 90.0, **extra})
+
+
+def _write_1_2(root: Path, experiment: str, recipe: dict, monkeypatch) -> Path:
+    """A runs file as schema 1.2 wrote it: the writer itself, with 1.2's runs schema and version."""
+    old = pa.schema([f for f in S.SCHEMAS["runs"] if f.name != "clock"])
+    with monkeypatch.context() as m:
+        m.setattr(S, "SCHEMA_VERSION", "1.2")
+        m.setitem(S.SCHEMAS, "runs", old)
+        (path,) = W.write_fragment(root, "runs", _runs_rows(experiment), metadata=S.provenance("runs", recipe=recipe))
+    file_schema = pq.read_schema(path)
+    assert "clock" not in file_schema.names and file_schema.metadata[b"schema_version"] == b"1.2"
+    return path
+
+
+def test_runs_files_before_1_3_read_back_with_the_clock_they_ran_on(tmp_path, monkeypatch):
+    from benchmark_data.reader import Benchmark
+
+    _write_1_2(tmp_path, "sim", {"feedback": "cifar10-valid", "feedback_hp": 12}, monkeypatch)
+    _write_1_2(tmp_path, "os", {"search": "oneshot", "epochs": 3}, monkeypatch)
+    bench = Benchmark.open(tmp_path)
+    sim, oneshot = bench.runs("sim"), bench.runs("os")
+    assert sim["clock"].tolist() == ["simulated"] * 3 and sim["sim_time_s"].tolist() == [10.0, 20.0, 30.0]
+    # one-shot rows held the search's wall time in sim_time_s too: no simulated clock ran
+    assert oneshot["clock"].tolist() == ["wall"] * 3 and oneshot["sim_time_s"].isna().all()
+    assert oneshot["wall_time_s"].tolist() == [10.0, 20.0, 30.0]
+    assert list(bench.runs().columns) == S.SCHEMAS["runs"].names
+
+
+def test_compacting_old_and_new_runs_files_keeps_each_rows_clock(tmp_path, monkeypatch):
+    _write_1_2(tmp_path, "os", {"search": "oneshot", "epochs": 3}, monkeypatch)
+    # a 1.3 writer resuming the experiment: its rows say their clock themselves
+    newer = _runs_rows("os", n=1).assign(event=3, clock="wall", sim_time_s=None)
+    W.write_fragment(tmp_path, "runs", newer, metadata=S.provenance("runs", recipe={"search": "oneshot"}))
+    W.compact(tmp_path, "runs")
+    (merged,) = S.list_fragments(tmp_path / "runs" / "experiment=os")
+    tbl = pq.read_table(merged)  # as stored, not through the reader
+    assert tbl["clock"].to_pylist() == ["wall"] * 4 and tbl["sim_time_s"].null_count == 4
+
+
+def test_upgrade_fills_only_missing_clocks_and_leaves_other_tables_alone():
+    meta = {b"recipe": b'{"search": "oneshot"}'}
+    rows = W.conform("runs", _runs_rows("e", n=2, clock=["simulated", None]), stored=True)
+    out = S.upgrade("runs", rows.replace_schema_metadata(meta))
+    assert out["clock"].to_pylist() == ["simulated", "wall"]
+    assert out["sim_time_s"].to_pylist() == [10.0, None]  # only the upgraded row loses it
+    written = W.conform("runs", _runs_rows("e", n=1, clock="simulated"), stored=True)
+    kept = S.upgrade("runs", written.replace_schema_metadata(meta))  # a value written is the truth
+    assert kept["clock"].to_pylist() == ["simulated"] and kept["sim_time_s"].to_pylist() == [10.0]
+    just_ids = W.conform("runs", _runs_rows("e", n=1), stored=True, columns=["event"])
+    assert S.upgrade("runs", just_ids).equals(just_ids)  # a read that did not ask for clock
+    trials = W.conform("trials", _trial_rows(), stored=True)
+    assert S.upgrade("trials", trials).equals(trials)
+    with pytest.raises(UserError, match="unknown table 'run'"):
+        S.upgrade("run", rows)

@@ -28,6 +28,17 @@ class ArchLookup:
     search_hp: int
     dataset: str
 
+    @classmethod
+    def from_task(cls, task) -> ArchLookup:
+        """The lookup of a benchmark task view (``benchmark_data.task.Task``, from
+        ``Benchmark.task(space, dataset, hp=...)``): its ``final`` values under ``final_hp`` and
+        ranks, and its feedback at the search recipe's last epoch (``search_valid``)."""
+        lookup = cls(final=np.asarray(task.final, dtype=np.float64),
+                     search_valid=np.asarray(task.search_valid, dtype=np.float64),
+                     final_hp=int(task.final_hp), search_hp=int(task.feedback_hp), dataset=task.dataset)
+        lookup.__dict__["rank"] = task.final_rank  # the task's ranks, not computed again
+        return lookup
+
     @functools.cached_property
     def rank(self) -> np.ndarray:
         known = np.sort(self.final[~np.isnan(self.final)])[::-1]
