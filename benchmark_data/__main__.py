@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from spaces import SPACE_NAMES
 from spaces.errors import UserError

@@ -13,7 +13,6 @@ import pytest
 
 import spaces
 from benchmark_data.cli import run_cli
-from spaces.errors import UserError
 from trainables import builder
 
 TSS = spaces.get_space("tss")

@@ -49,8 +49,9 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -203,8 +204,7 @@ def run_chunk(spec: dict[str, Any], units: list[Unit]) -> dict[str, float]:
 
     from benchmark_data.writer import write_fragment
     from trainables.recipes import get_recipe
-    from trainables.train import TrainEngine, arch_row, cached_dataset, epoch_row, get_space, \
-        store_metadata
+    from trainables.train import TrainEngine, arch_row, cached_dataset, epoch_row, get_space, store_metadata
 
     torch.set_num_threads(1)
     space = get_space(spec["space"])
