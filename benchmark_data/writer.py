@@ -19,9 +19,9 @@ import shutil
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
