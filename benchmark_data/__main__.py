@@ -12,6 +12,7 @@ output cut short by a reader such as ``head`` ends quietly (status 141, see ``cl
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -132,11 +133,11 @@ def _query(args: argparse.Namespace) -> None:
     epoch = args.epoch or bench.num_epochs(name, dataset, hp)
     print(f"arch: {arch} {space.to_str(arch)}")
     print(f"space: {name}  dataset: {dataset}  hp: {hp}  epoch: {epoch}  seed: {args.seed}")
-    for metric, value in out.items():
-        print(f"{metric}: {value:.6g}")
+    costs = {}
     if any(v == {"space": name, "dataset": dataset} for v, _ in bench.partitions("archs")):
-        for metric, value in bench.cost(name, dataset, arch).items():
-            print(f"{metric}: {value:.6g}")
+        costs = bench.cost(name, dataset, arch)
+    for metric, value in {**out, **costs}.items():  # a gap (e.g. an imported table's) is n/a
+        print(f"{metric}: {'n/a' if math.isnan(value) else format(value, '.6g')}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -269,3 +269,18 @@ def test_output_piped_into_head_ends_without_a_traceback(tmp_path, epoch_rows):
     out = subprocess.run(["bash", "-c", cmd], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.stdout == f"store: {tmp_path}\n"
     assert out.stderr == "" and out.returncode == 141
+
+
+def test_an_imported_table_through_the_cli_queries_with_gaps_as_n_a(tmp_path, capsys):
+    """The README's import-then-query: one aggregate value per architecture; the metrics the
+    table does not have print as n/a, not as numbers."""
+    from nats_fixtures import write_table
+    csv = write_table(tmp_path / "t.csv", num_archs=3)
+    assert _run(["import", str(csv), "--store", str(tmp_path / "s"), "--dataset", "cifar10",
+                 "--hp", "200"]) == 0
+    capsys.readouterr()
+    first_arch = csv.read_text().split("\n")[1].split(",")[1]
+    assert _run(["query", "--store", str(tmp_path / "s"), "--arch", first_arch]) == 0
+    out = capsys.readouterr().out
+    assert "dataset: cifar10  hp: 200  epoch: 200" in out and "test_acc: 80\n" in out
+    assert "valid_acc: n/a\n" in out and "latency_ms: n/a\n" in out and "nan" not in out
