@@ -125,12 +125,14 @@ def test_interrupted_build_resumes_without_duplicates(tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.slow  # starts a local Ray (~10-20 s)
-def test_build_on_ray_workers(tmp_path):
+def test_build_on_ray_workers(tmp_path, capfd):
     out = tmp_path / "store"
     archs = arch_file(tmp_path, [3877, ISO_MEMBER, 3878])
     args = argv(out, archs)
     args[args.index("--workers") + 1] = "2"
     assert builder.main(args) == 0
+    said = capfd.readouterr()  # --quiet: the summary only, nothing from Ray or its workers
+    assert said.err == "" and said.out.startswith("archs_written: 4\ntrained: 3\n"), said
     ep = read(out, "epochs")
     assert not ep.duplicated(KEY).any()
     assert sorted(ep["arch_index"].unique()) == [3877, 3878, 3882, 3902]
