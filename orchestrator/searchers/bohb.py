@@ -32,7 +32,6 @@ rebuilds the model by replaying ``new_result`` in tell order.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -41,6 +40,7 @@ from typing import Any, Iterator
 import numpy as np
 from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
 
+from orchestrator.schedulers.brackets import hpbandster_bracket, hpbandster_budgets, keep_best
 from spaces.errors import UserError
 from spaces.hparams import SearchSpace
 
@@ -101,11 +101,9 @@ class FixedKDEGenerator(KDEGenerator):
                 models[key] = CategoricalKDE(kde.data, kde.bw, self.vartypes, self.min_bandwidth)
 
 
-def hyperband_budgets(min_fidelity: int, max_fidelity: int, eta: int) -> list[int]:
-    """The rung budgets in epochs, ascending (hpbandster's geometric grid, rounded)."""
-    n_rungs = int(math.floor(math.log(max_fidelity / min_fidelity) / math.log(eta) + 1e-9)) + 1
-    raw = [max_fidelity * eta ** -(n_rungs - 1 - k) for k in range(n_rungs)]
-    return sorted({max(min_fidelity, int(round(b))) for b in raw})
+# The rung budgets in epochs, ascending (hpbandster's geometric grid, rounded): the bracket
+# arithmetic lives in orchestrator.schedulers.brackets, shared with the simulated HyperBand.
+hyperband_budgets = hpbandster_budgets
 
 
 @contextmanager
@@ -181,14 +179,11 @@ class BOHB(Searcher):
 
     # ----- HyperBand / successive halving ---------------------------------------------------
     def _open_bracket(self) -> dict:
-        n_rungs = len(self.budgets)
-        eta = self.knobs["eta"]
-        s = n_rungs - 1 - self._n_brackets % n_rungs
-        n0 = (n_rungs // (s + 1)) * eta ** s
+        plan = hpbandster_bracket(self.budgets, self._n_brackets, self.knobs["eta"])
         bracket = {
             "id": self._n_brackets,
-            "budgets": self.budgets[n_rungs - s - 1:],
-            "sizes": [max(n0 // eta ** k, 1) for k in range(s + 1)],
+            "budgets": list(plan.budgets),
+            "sizes": list(plan.sizes),
             "rung": 0,
             "queue": [],       # [slot, config] promoted to this rung, not yet proposed
             "proposed": 0,     # configs proposed at this rung
@@ -244,8 +239,8 @@ class BOHB(Searcher):
             self._brackets.remove(bracket)
             return
         results = bracket["results"]
-        ranked = sorted(results, key=lambda s: (results[s] is None, -(results[s] or 0.0), s))
-        keep = sorted(ranked[:bracket["sizes"][rung]])  # promoted configs keep proposal order
+        best, _ = keep_best(sorted(results), results.__getitem__, bracket["sizes"][rung], ties="earlier")
+        keep = sorted(best)  # promoted configs keep proposal order
         bracket.update(rung=rung, proposed=0, results={},
                        queue=[[s, bracket["configs"][s]] for s in keep],
                        configs={})
