@@ -117,7 +117,8 @@ def main() -> None:
     png = out / "oneshot_curves.png"
     lr = "" if args.arch_lr is None else f", arch lr {args.arch_lr:g}"
     plot(rows, lookup, png, f"one-shot NAS on tss/{dataset} ({args.seeds} seeds, mean +- std{lr})")
-    write_runs(out, rows, provenance("runs", recipe={"search": "oneshot", "epochs": args.epochs}, skeleton={"C": C, "N": N},
+    write_runs(out, rows, provenance("runs", recipe={"search": "oneshot", "epochs": args.epochs},
+                                     skeleton={"C": C, "N": N},
                           extra={"experiment": experiment, "benchmark": str(bench.root)}))
     print(f"plot: {png}")
 

@@ -127,7 +127,7 @@ def measure_reader(root: str) -> dict[str, float]:
         out[name] = (time.perf_counter() - t) * 1e3
         out[name + "_cpu"] = (time.thread_time() - c) * 1e3
     for hp in HPS:
-        once(f"first_query_hp{hp}_ms", lambda: bench.metrics("tss", "cifar10-valid", hp, 0))
+        once(f"first_query_hp{hp}_ms", lambda hp=hp: bench.metrics("tss", "cifar10-valid", hp, 0))
     once("first_curve_hp200_ms", lambda: bench.curve("tss", "cifar100", 200, "valid_acc"))
     present = bench.archs("tss", "cifar10-valid", 200)
     rng = np.random.default_rng(0)

@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda (data and model on this device)")
     parser.add_argument("--arch", default=LIGHT_ARCH, help="tss cell of the trained network")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice); 1 is what parallel builder workers use, "
+                        help="torch intra-op threads (default: torch's choice); 1 is what parallel builder workers "
+                             "use, "
                              "and it avoids OpenMP spin-waits on an oversubscribed machine")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or process CPU time (fair figures on a shared, oversubscribed machine)")

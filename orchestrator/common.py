@@ -34,10 +34,16 @@ CHECKPOINT_LINES_ENV = "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD
 
 
 # ----- flags ---------------------------------------------------------------------------------
-def add_store_flag(p: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
-    """``--store``; ``--benchmark`` stays accepted (hidden) for command lines written before."""
-    p.add_argument("--store", default=default, metavar="PATH", help=help)
-    p.add_argument("--benchmark", dest="store", help=argparse.SUPPRESS)
+def add_store_flag(p: argparse.ArgumentParser, *, reads: bool, help: str, default: str | None = None) -> None:
+    """``--store`` (``benchmark_data.cli``'s, the same in every CLI). A store that is read keeps
+    ``--benchmark`` as a hidden alias, for command lines written before."""
+    from benchmark_data.cli import add_store_flag as add
+
+    if reads:
+        add(p, reads=True, help=help)
+        p.add_argument("--benchmark", dest="store", help=argparse.SUPPRESS)
+    else:
+        p.add_argument("--store", default=default, metavar="PATH", help=help)
 
 
 def add_output_flags(p: argparse.ArgumentParser, *, experiment_help: str) -> None:

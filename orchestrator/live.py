@@ -34,7 +34,8 @@ Choices that are not obvious:
     table (one row per trial; ``benchmark_data.schema``, docs/SCHEMA.md), replaced as a whole
     each time the experiment's run ends (a resumed run rewrites it with every trial).
   * Everything a user can get wrong is checked before Ray starts and before anything is written
-    (``orchestrator.modes.train`` checks the flags; the data set is loaded once in the driver). That includes a ``--store``
+    (``orchestrator.modes.train`` checks the flags; the data set is loaded once in the driver).
+    That includes a ``--store``
     whose rows of this space and dataset were trained with another skeleton (C, N) or, at this
     hp, another recipe (``trainables.train.check_store``): neither is a key column, so the
     trials would train and then find every key they share with those rows taken.
@@ -53,13 +54,14 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from spaces.errors import UserError
 
-from .common import GRACE_PERIOD, REDUCTION_FACTOR, SCHEDULERS, absolute, ray_session, run_config, trial_dirname
+from .common import GRACE_PERIOD, REDUCTION_FACTOR, absolute, ray_session, run_config, trial_dirname
 
 METRIC, MODE = "valid_acc", "max"
 SETTINGS_FILE = "live_settings.json"
@@ -102,7 +104,7 @@ class LiveSettings:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
     @classmethod
-    def from_file(cls, path: Path) -> "LiveSettings":
+    def from_file(cls, path: Path) -> LiveSettings:
         try:
             data = json.loads(path.read_text())
             # Settings saved before the field existed come from runs whose cosine stepped per
@@ -333,9 +335,9 @@ def read_trials(out: str | Path, experiment: str):
 
 
 def _skeleton(settings: LiveSettings) -> dict[str, int]:
-    # as trainables.train.skeleton, without importing torch: sss has no C (its channels are the
-    # architecture)
-    return {"N": settings.N} if settings.space == "sss" else {"C": settings.C, "N": settings.N}
+    from trainables.skeleton import skeleton  # no torch
+
+    return skeleton(settings.space, settings.C, settings.N)
 
 
 def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:

@@ -25,8 +25,17 @@ from typing import Any
 
 from spaces.errors import UserError
 
-from .common import (finish_bar, fmt_duration, fmt_spread, fmt_value, format_table, progress_bar, ray_session,
-                     run_config, trial_dirname)
+from .common import (
+    finish_bar,
+    fmt_duration,
+    fmt_spread,
+    fmt_value,
+    format_table,
+    progress_bar,
+    ray_session,
+    run_config,
+    trial_dirname,
+)
 
 ONESHOT_FOLDER = "oneshot"  # Ray's files go to <out>/oneshot/<experiment>
 DEFAULT_EPOCHS = 100  # NATS-Bench: configs/nas-benchmark/algos/weight-sharing.config
@@ -67,18 +76,6 @@ def store_skeleton(bench, space: str, dataset: str, hp: int) -> tuple[int, int] 
         return None
 
 
-def make_lookup(table):
-    """The derived architectures' benchmark figures, from the simulator's view of the store."""
-    import numpy as np
-
-    from trainables.oneshot.search import ArchLookup
-
-    with np.errstate(all="ignore"):
-        search_valid = np.nanmean(table.feedback[:, :, -1], axis=1)
-    return ArchLookup(final=table.final.astype(np.float64), search_valid=search_valid,
-                      final_hp=table.final_hp, search_hp=table.feedback_hp, dataset=table.dataset)
-
-
 @dataclass(frozen=True)
 class Scoring:
     """How a store scores one-shot searches: its dataset, the skeleton its networks were trained
@@ -89,7 +86,7 @@ class Scoring:
     train_dataset: str
     C: int
     N: int
-    lookup: Any  # trainables.oneshot.search.ArchLookup
+    lookup: Any  # trainables.oneshot.lookup.ArchLookup
 
 
 @dataclass
@@ -123,7 +120,9 @@ def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | Non
     if search_ds not in DATASETS:
         raise UserError(f"the store's dataset {search_ds!r} is not one the supernet can train on "
                         f"({', '.join(DATASETS)})")
-    return Scoring(bench, table.dataset, search_ds, C, N, make_lookup(table))
+    from trainables.oneshot.lookup import ArchLookup  # no torch
+
+    return Scoring(bench, table.dataset, search_ds, C, N, ArchLookup.from_task(table))
 
 
 def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: str | None = None,
@@ -225,19 +224,21 @@ def format_summary(summary, settings: OneShotSettings, lookup) -> str:
     runs = int(summary["runs"].max()) if len(summary) else 0
     columns = [("searcher", "<"), ("runs", ">"), ("final test acc %", ">"), ("std", "<"), ("rank (median)", ">"),
                ("search time", ">"), ("s/epoch", ">"), ("peak RSS", ">")]
-    rows = [[r.searcher, str(r.runs), fmt_value(r.test_acc_mean), fmt_spread(r.test_acc_std, r.runs).removeprefix("+- "),
+    rows = [[r.searcher, str(r.runs), fmt_value(r.test_acc_mean),
+             fmt_spread(r.test_acc_std, r.runs).removeprefix("+- "),
              f"{r.rank_median:.0f}", fmt_duration(r.search_time_s_mean), fmt_value(r.epoch_time_s_median),
              f"{r.peak_rss_mib_max:.0f} MiB"] for r in summary.itertuples()]
     spread = f"std over {runs} runs (ddof=0)" if runs > 1 else "one run: no spread"
     return (format_table(columns, rows)
-            + f"\n(test accuracy of the derived architecture under hp={lookup.final_hp} on {settings.dataset}; {spread}; "
+            + f"\n(test accuracy of the derived architecture under hp={lookup.final_hp} on {settings.dataset}; "
+              f"{spread}; "
               "rank among all 15,625 cells, 1 = best)")
 
 
 def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, address: str | None = None,
                    parallel: int | None = None, quiet: bool = False) -> int:
     """Search, write the runs table, print the summary and every run's derived architecture."""
-    from benchmark_data.schema import provenance
+    from benchmark_data.schema import CLOCK_COLUMNS, provenance
 
     from .experiment import write_runs
 
@@ -245,12 +246,14 @@ def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, add
     print(f"store: {scoring.bench.root}")
     print(f"one-shot {', '.join(settings.algorithms)} on tss/{settings.dataset} (supernet trained on "
           f"{settings.train_dataset}, C={settings.C}, N={settings.N}): {settings.epochs} epochs x "
-          f"{len(settings.seeds)} seed(s); derived architectures scored by test accuracy at hp={scoring.lookup.final_hp}")
+          f"{len(settings.seeds)} seed(s); derived architectures scored by test accuracy at "
+          f"hp={scoring.lookup.final_hp}")
     started = time.perf_counter()
     result = run_oneshot(settings, scoring.lookup, exp_dir, address=address, parallel=parallel, quiet=quiet)
     meta = provenance("runs", recipe={"search": "oneshot", "epochs": settings.epochs,
                                       "final_hp": scoring.lookup.final_hp, "search_hp": scoring.lookup.search_hp},
                       skeleton={"C": settings.C, "N": settings.N},
+                      time_column=CLOCK_COLUMNS["wall"],  # no simulated clock here
                       extra={"experiment": settings.experiment, "benchmark": str(scoring.bench.root),
                              "settings": json.dumps(asdict(settings), sort_keys=True)})
     paths = write_runs(out, result.rows, meta)

@@ -12,7 +12,6 @@ import pytest
 
 from benchmark_data.schema import provenance
 from benchmark_data.writer import write_fragment
-
 from sim_fixtures import synthetic_table
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,9 +23,8 @@ from orchestrator.experiment import NATS_BUDGETS_S, RunSpec, default_budget, run
 from orchestrator.searchers import make_searcher
 from orchestrator.searchers.rea import nats_mutate
 from orchestrator.simulator import Budget, SimTable, run_search
-from spaces import UserError, get_space
-
 from sim_fixtures import synthetic_table
+from spaces import UserError, get_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_TABLE = ROOT.parent / "shared" / "data" / "nats_tss_cifar10_test_acc_200ep.csv"
@@ -110,7 +109,8 @@ def test_the_summary_reports_the_interpolated_accuracy_and_a_ddof0_std():
     table = synthetic_table()
     budget = Budget(seconds=1500)
     result = run_experiment(table, [RunSpec("random", budget)], [0, 1, 2, 3], progress=False)
-    expected = [protocol.value_at(r["sim_time_s"], r["best_test_acc"], 1500) for _, r in result.rows.groupby("run_seed")]
+    expected = [protocol.value_at(r["sim_time_s"], r["best_test_acc"], 1500)
+                for _, r in result.rows.groupby("run_seed")]
     s = summarize(result, table, budget).iloc[0]
     assert s["test_acc_at_budget_mean"] == pytest.approx(np.mean(expected))
     assert s["test_acc_at_budget_std"] == pytest.approx(np.std(expected))  # np.std: ddof 0

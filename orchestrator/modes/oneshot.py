@@ -14,9 +14,18 @@ from benchmark_data.cli import store_to_read  # the store flag's one reading, sh
 from spaces.errors import UserError
 from trainables.oneshot import ALGORITHMS  # a registry only: no torch import
 
+from ..common import (
+    absolute,
+    add_output_flags,
+    add_ray_flags,
+    add_seed_flag,
+    add_store_flag,
+    at_least,
+    check_new_experiment,
+    experiment_name,
+    folder_flag,
+)
 from ..oneshot import DEFAULT_EPOCHS
-from ..common import (absolute, add_output_flags, add_ray_flags, add_seed_flag, add_store_flag, at_least,
-                      check_new_experiment, experiment_name, folder_flag)
 
 HELP = "one-shot (weight-sharing) NAS on a supernet, scored against a tabular benchmark"
 DESCRIPTION = ("Weight-sharing NAS on the topology space: a supernet trains live on Ray Tune (one trial per seed, "
@@ -44,8 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--searcher", required=True, choices=ALGORITHMS, help="one-shot algorithm")
     p.add_argument("--space", default="tss", choices=("tss",),
                    help="the topology space, the only one the supernet covers (default tss)")
-    add_store_flag(p, default=None, help="Parquet benchmark store the derived architectures are scored on "
-                                         "(default: 'embedded', the digits benchmark)")
+    add_store_flag(p, reads=True, help="Parquet benchmark store the derived architectures are scored on")
     p.add_argument("--dataset", default=None,
                    help="dataset in the store (default: cifar10 if present, else the store's only dataset)")
     p.add_argument("--epochs", type=int, default=None, metavar="E",

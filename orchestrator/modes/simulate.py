@@ -14,9 +14,24 @@ from dataclasses import dataclass
 
 from benchmark_data.cli import store_to_read  # the store flag's one reading, shared by every CLI
 
-from ..common import (SCHEDULERS, add_output_flags, add_ray_flags, add_scheduler_flag, add_seed_flag, add_store_flag,
-                     at_least, check_new_experiment, check_scheduler, experiment_name, fmt_count, fmt_duration,
-                     fmt_spread, fmt_value, folder_flag, format_table)
+from ..common import (
+    SCHEDULERS,
+    add_output_flags,
+    add_ray_flags,
+    add_scheduler_flag,
+    add_seed_flag,
+    add_store_flag,
+    at_least,
+    check_new_experiment,
+    check_scheduler,
+    experiment_name,
+    fmt_count,
+    fmt_duration,
+    fmt_spread,
+    fmt_value,
+    folder_flag,
+    format_table,
+)
 
 SEARCHERS = ("random", "rea", "reinforce", "bohb", "tpe")  # checked against the registry in a test
 HELP = "replay multi-trial searchers on a tabular benchmark with a simulated clock (default)"
@@ -69,9 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="NATS topology (tss, 15,625 cells) or size (sss, 32,768 channel configs) space (default tss)")
     p.add_argument("--dataset", default=None,
                    help="dataset in the store (default: cifar10 if present, else the store's only dataset)")
-    add_store_flag(p, default=None,
-                   help="Parquet benchmark store to replay (default: 'embedded', the digits benchmark shipped "
-                        "with the package)")
+    add_store_flag(p, reads=True, help="Parquet benchmark store to replay")
     p.add_argument("--budget", default=None, help="search budget per run (see below)")
     p.add_argument("--runs", type=int, default=1, help="independent runs per searcher (default 1)")
     add_seed_flag(p, "seed of the first run; run i uses seed+i (default 0)")
@@ -114,8 +127,17 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
 
     from benchmark_data.reader import Benchmark
     from benchmark_data.schema import provenance
-    from orchestrator.experiment import (RunSpec, curves_table, default_budget, resolved_knobs, run_experiment,
-                                         runs_table, summarize, write_curves, write_runs)
+    from orchestrator.experiment import (
+        RunSpec,
+        curves_table,
+        default_budget,
+        resolved_knobs,
+        run_experiment,
+        runs_table,
+        summarize,
+        write_curves,
+        write_runs,
+    )
 
     # Everything a user can get wrong is checked before the first run: nothing is written before.
     bench = Benchmark.open(settings.store)
@@ -131,7 +153,8 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
 
     print(f"store: {bench.root}")
     print(f"space {settings.space}, dataset {dataset}: feedback {table.feedback_source} of "
-          f"{table.feedback_dataset} at hp={table.feedback_hp}, final value {table.final_source} at hp={table.final_hp}")
+          f"{table.feedback_dataset} at hp={table.feedback_hp}, final value {table.final_source} at "
+          f"hp={table.final_hp}")
     for note in table.notes:
         print(f"note: {note}")
     if table.min_fidelity == table.num_epochs and "bohb" in settings.searchers:

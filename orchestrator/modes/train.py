@@ -11,10 +11,22 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark_data.cli import store_to_write
 from spaces.errors import UserError
 
-from ..common import (absolute, add_output_flags, add_ray_flags, add_scheduler_flag, add_seed_flag, add_store_flag,
-                      at_least, check_new_experiment, check_scheduler, experiment_name, folder_flag)
+from ..common import (
+    absolute,
+    add_output_flags,
+    add_ray_flags,
+    add_scheduler_flag,
+    add_seed_flag,
+    add_store_flag,
+    at_least,
+    check_new_experiment,
+    check_scheduler,
+    experiment_name,
+    folder_flag,
+)
 from .simulate import SEARCHERS
 
 HELP = "train every proposed architecture for real on Ray Tune (live search)"
@@ -52,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override the recipe's length (cosine schedule over these epochs; stored as hp=E)")
     p.add_argument("--trials", type=int, default=10, metavar="K", help="architectures to train (default 10)")
     add_scheduler_flag(p)
-    add_store_flag(p, default="results/store",
+    add_store_flag(p, reads=False, default="results/store",
                    help="Parquet store the trained epochs are appended to (default results/store)")
     p.add_argument("--C", type=int, default=None,
                    help="channels of the first stage (default 16 as NATS-Bench; digits wants 8; not for --space "
@@ -135,7 +147,7 @@ def _new_settings(args: argparse.Namespace):
     if not args.gpus_per_trial >= 0:
         raise UserError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
     check_scheduler(args.searcher, args.scheduler)
-    store = folder_flag("--store", args.store)
+    store = str(store_to_write(args.store))  # a folder; the shipped benchmark only on purpose
     step = args.lr_schedule_step  # None: the recipe's default (per epoch)
     recipe = get_recipe(args.recipe, **({} if args.epochs is None else {"epochs": args.epochs}),
                         **({} if step is None else {"lr_schedule_step": step}))

@@ -4,7 +4,8 @@ Why our own driver: hpbandster's Master needs a Pyro name server, a dispatcher a
 hung on this machine), and Ray's TuneBOHB only works inside Ray's scheduler. Here HyperBand and
 successive halving are a few lines of bookkeeping that run in-process, and only hpbandster's
 configuration generator (``hpbandster.optimizers.config_generators.bohb.BOHB``, the KDE model)
-is reused, with NATS-Bench's settings by default.
+is reused, with NATS-Bench's settings by default, through ``bohb_kde.KDEModel``: the same
+generator with its proposal and refit computed fast, giving the very same configs.
 
 Schedule (as hpbandster's): budgets are ``max_fidelity * eta**-k`` rounded to whole epochs, e.g.
 1, 4, 12 for min 1, max 12, eta 3; HyperBand iteration i runs a successive-halving bracket with
@@ -22,9 +23,10 @@ exactly the data a converging search produces (see that class); ``categorical_ke
 reproduces hpbandster, and so NATS-Bench, as published.
 
 Determinism: hpbandster draws from numpy's global RNG and ConfigSpace from its own RandomState.
-Around every call into hpbandster both are seeded from this searcher's Generator (or, for model
-updates, from the result count, so replaying results consumes nothing), and the global state is
-restored afterwards so that other code is not disturbed. The KDE model is a deterministic
+Every proposal is seeded from this searcher's Generator (``KDEModel`` draws from a private
+RandomState seeded alike, and where it calls into hpbandster both are seeded and the global state
+is restored afterwards, so that other code is not disturbed); a model update is seeded from the
+result count, so replaying results consumes nothing. The KDE model is a deterministic
 function of the told results, so a checkpoint stores only the history and the brackets and
 rebuilds the model by replaying ``new_result`` in tell order.
 """
@@ -32,96 +34,23 @@ rebuilds the model by replaying ``new_result`` in tell order.
 from __future__ import annotations
 
 import logging
-import warnings
-from contextlib import contextmanager
-from types import SimpleNamespace
-from typing import Any, Iterator
-
-import numpy as np
-from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
+from typing import Any
 
 from orchestrator.schedulers.brackets import hpbandster_bracket, hpbandster_budgets, keep_best
 from spaces.errors import UserError
 from spaces.hparams import SearchSpace
 
 from .base import FIDELITY, Searcher, check_bool, check_float, check_int
+from .bohb_kde import CategoricalKDE, KDEModel
+
+__all__ = ["BOHB", "CategoricalKDE", "hyperband_budgets"]
 
 _LOG = logging.getLogger(__name__)
-
-
-class CategoricalKDE:
-    """A product-kernel density with a proper kernel for unordered choices.
-
-    hpbandster fits statsmodels' ``KDEMultivariate``, whose Aitchison-Aitken kernel takes the
-    number of choices from the data it was fitted on: when the good configs all agree on a
-    choice (exactly when the model has learnt something) that number is 1 and every density
-    is NaN, so hpbandster silently falls back to a random config. Its bandwidth rule can also
-    exceed ``(c - 1) / c``, where the kernel starts to prefer the *other* choices. This density
-    uses the declared number of choices and caps the categorical bandwidth there; continuous
-    dimensions keep statsmodels' Gaussian kernel. It offers what hpbandster reads from a KDE:
-    ``data``, ``bw`` and ``pdf``.
-    """
-
-    def __init__(self, data: np.ndarray, bw: np.ndarray, vartypes: np.ndarray,
-                 min_bandwidth: float) -> None:
-        self.data = np.asarray(data, dtype=np.float64)
-        self.vartypes = np.asarray(vartypes)
-        self._categorical = self.vartypes > 0
-        levels = np.maximum(self.vartypes, 2).astype(np.float64)
-        cap = np.where(self._categorical, (levels - 1) / levels, np.inf)
-        self.bw = np.minimum(np.maximum(np.asarray(bw, dtype=np.float64), min_bandwidth), cap)
-        self._levels = levels
-
-    def pdf(self, x: Any) -> float:
-        x = np.asarray(x, dtype=np.float64)
-        same = self.data == x
-        cat = np.where(same, 1.0 - self.bw, self.bw / (self._levels - 1))
-        u = (self.data - x) / self.bw
-        cont = np.exp(-0.5 * u * u) / (np.sqrt(2 * np.pi) * self.bw)
-        kernel = np.where(self._categorical, cat, cont)
-        return float(np.mean(np.prod(kernel, axis=1)))
-
-
-class FixedKDEGenerator(KDEGenerator):
-    """hpbandster's generator with its fitted densities replaced by ``CategoricalKDE``."""
-
-    def impute_conditional_data(self, array: np.ndarray) -> np.ndarray:
-        # hpbandster fills the NaNs of inactive conditional parameters row by row in Python on
-        # every model refit, which makes a long search quadratic in Python time. Rows without
-        # NaNs are left unchanged by that loop, so skipping it when there are none changes nothing.
-        if not np.isnan(array).any():
-            return array
-        return super().impute_conditional_data(array)
-
-    def new_result(self, job: Any, update_model: bool = True) -> None:
-        super().new_result(job, update_model)
-        models = self.kde_models.get(job.kwargs["budget"])
-        if models is not None and not isinstance(models["good"], CategoricalKDE):
-            for key, kde in models.items():
-                models[key] = CategoricalKDE(kde.data, kde.bw, self.vartypes, self.min_bandwidth)
 
 
 # The rung budgets in epochs, ascending (hpbandster's geometric grid, rounded): the bracket
 # arithmetic lives in orchestrator.schedulers.brackets, shared with the simulated HyperBand.
 hyperband_budgets = hpbandster_budgets
-
-
-@contextmanager
-def _seeded_global_rng(seed: int) -> Iterator[None]:
-    """Seed numpy's global RNG for the duration of a call, then put the old state back."""
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        with warnings.catch_warnings():
-            # ConfigSpace 1.x deprecates the 0.x calls hpbandster makes (the calls still work);
-            # statsmodels warns that its KDE's default RNG will change, but the KDE only uses
-            # that RNG for cross-validated bandwidths, which hpbandster does not request;
-            # statsmodels' NaN densities (see CategoricalKDE) warn, and hpbandster handles them.
-            for category in (DeprecationWarning, FutureWarning, RuntimeWarning):
-                warnings.simplefilter("ignore", category)
-            yield
-    finally:
-        np.random.set_state(saved)
 
 
 class BOHB(Searcher):
@@ -166,16 +95,14 @@ class BOHB(Searcher):
         self._trial_slot: dict[Any, list] = {}  # pending trial id -> [bracket id, slot]
         self.model_based_picks = 0             # how many first-rung configs came from the KDE
 
-    def _new_generator(self) -> Any:
-        cls = FixedKDEGenerator if self.knobs["categorical_kernel_fix"] else KDEGenerator
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return cls(
-                self._configspace, top_n_percent=self.knobs["top_n_percent"],
-                num_samples=self.knobs["num_samples"],
-                random_fraction=self.knobs["random_fraction"],
-                bandwidth_factor=self.knobs["bandwidth_factor"],
-                min_bandwidth=self.knobs["min_bandwidth"], logger=_LOG)
+    def _new_generator(self) -> KDEModel:
+        return KDEModel(
+            self.space, self._configspace,
+            categorical_kernel_fix=self.knobs["categorical_kernel_fix"],
+            top_n_percent=self.knobs["top_n_percent"], num_samples=self.knobs["num_samples"],
+            random_fraction=self.knobs["random_fraction"],
+            bandwidth_factor=self.knobs["bandwidth_factor"],
+            min_bandwidth=self.knobs["min_bandwidth"], logger=_LOG)
 
     # ----- HyperBand / successive halving ---------------------------------------------------
     def _open_bracket(self) -> dict:
@@ -247,22 +174,15 @@ class BOHB(Searcher):
 
     # ----- the KDE model --------------------------------------------------------------------
     def _sample(self, budget: int) -> dict:
-        seed = int(self.rng.integers(2 ** 32))
-        with _seeded_global_rng(seed):
-            self._configspace.seed(seed)
-            raw, info = self._generator.get_config(budget)
-        self.model_based_picks += bool(info.get("model_based_pick"))
-        return self.space.validate(dict(raw))
+        config, model_based = self._generator.sample(budget, int(self.rng.integers(2 ** 32)))
+        self.model_based_picks += model_based
+        return config
 
     def _feed_model(self, record: dict, n_results: int) -> None:
         value = record["value"]
-        job = SimpleNamespace(
-            id=record["trial_id"], exception=None,
-            # hpbandster minimises a loss; a failure is "no result" (it ranks as infinitely bad)
-            result=None if value is None else {"loss": -value},
-            kwargs={"budget": record["fidelity"], "config": record["config"]})
-        with _seeded_global_rng(n_results):
-            self._generator.new_result(job)
+        # hpbandster minimises a loss; a failure is "no result" (it ranks as infinitely bad)
+        self._generator.add_result(record["config"], record["fidelity"],
+                                   None if value is None else -value, seed=n_results)
 
     # ----- checkpointing --------------------------------------------------------------------
     def _extra_state(self) -> dict:
