@@ -24,19 +24,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmark_data.task import Task  # noqa: E402
 from orchestrator.experiment import RunSpec, default_budget, run_one  # noqa: E402
 from orchestrator.searchers import SEARCHERS, make_searcher  # noqa: E402
-from orchestrator.simulator import SimTable  # noqa: E402
 
 
-def lookup_trainable(config: dict, table: SimTable) -> dict:
+def lookup_trainable(config: dict, table: Task) -> dict:
     """A Tune trainable that does no training: the recorded answer, as the simulator would give it."""
     arch = table.space.config_to_index({d: config[d] for d in table.space.decisions})
     value, _ = table.evaluate(arch, int(config.get("fidelity", table.num_epochs)), 0)
     return {"feedback": value}
 
 
-def tune_run(table: SimTable, name: str, evaluations: int, seed: int, storage: str) -> float:
+def tune_run(table: Task, name: str, evaluations: int, seed: int, storage: str) -> float:
     """Wall seconds of one search whose every evaluation is a Ray Tune trial."""
     from ray import tune
 
@@ -66,7 +66,7 @@ def main() -> None:
     from benchmark_data.reader import Benchmark
 
     bench = Benchmark.open(None if args.store in (None, "embedded") else args.store)
-    table = SimTable.from_benchmark(bench, "tss", args.dataset)
+    table = bench.task("tss", args.dataset)
     dataset = table.dataset
     budget, why = default_budget(table)
     print(f"benchmark: {bench.root} ({dataset}); budget {budget} per run ({why}); 1 worker")

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark_data.task import Task
 from spaces import UserError
 
 from . import protocol
 from .searchers import make_searcher
-from .simulator import Budget, SimTable, run_search
+from .simulator import Budget, run_search
 
 # NATS-Bench's budgets of recorded training time (seconds), the same for every searcher, per
 # space: exps/NATS-Bench/draw-table.py's "cifar10-T20000", ..., "ImageNet16-120-T120000" (tss)
@@ -34,7 +35,7 @@ NATS_BUDGETS_S = {
 DEFAULT_EVALUATIONS_WORTH = 150
 
 
-def default_budget(table: SimTable) -> tuple[Budget, str]:
+def default_budget(table: Task) -> tuple[Budget, str]:
     """NATS-Bench's budget for its datasets, else a documented equivalent; and why."""
     nats = NATS_BUDGETS_S.get((table.space.name, table.dataset))
     if nats is not None and table.has_time:
@@ -63,14 +64,14 @@ class RunSpec:
     def runs_past_budget(self) -> bool:
         return self.searcher in protocol.RUNS_PAST_BUDGET if self.past_budget is None else self.past_budget
 
-    def check(self, table: SimTable) -> None:
+    def check(self, table: Task) -> None:
         """UserError now, before any run, for what the runs would refuse later."""
         from .common import check_scheduler
 
         check_scheduler(self.searcher, self.scheduler)
         self.make_scheduler(table)
 
-    def make_scheduler(self, table: SimTable):
+    def make_scheduler(self, table: Task):
         """The simulated stopping scheduler of one run (None for FIFO), over the table's epochs."""
         if self.scheduler == "fifo":
             return None  # (and the schedulers are not even imported)
@@ -87,7 +88,7 @@ class SimRuns:
     wall_s: dict[tuple[str, int], float]     # (searcher, run_seed) -> seconds
 
 
-def make_run_searcher(table: SimTable, spec: RunSpec, seed: int):
+def make_run_searcher(table: Task, spec: RunSpec, seed: int):
     """The searcher of one run. Fidelities span the recorded epochs: on a table that records
     only its last epoch (an imported final-accuracy table) a multi-fidelity searcher gets
     min = max = that epoch, so BOHB runs its model over the one fidelity there is."""
@@ -95,12 +96,12 @@ def make_run_searcher(table: SimTable, spec: RunSpec, seed: int):
                          max_fidelity=table.num_epochs, **dict(spec.knobs))
 
 
-def resolved_knobs(table: SimTable, spec: RunSpec) -> dict:
+def resolved_knobs(table: Task, spec: RunSpec) -> dict:
     """Every knob of ``spec``'s searcher with its default filled in, for provenance."""
     return make_run_searcher(table, spec, 0).all_knobs
 
 
-def run_one(table: SimTable, spec: RunSpec, seed: int, on_progress=None) -> tuple[pd.DataFrame, float]:
+def run_one(table: Task, spec: RunSpec, seed: int, on_progress=None) -> tuple[pd.DataFrame, float]:
     """One seeded run as rows of the `runs` table (without the experiment-wide columns), and its wall time."""
     searcher = make_run_searcher(table, spec, seed)
     started = time.perf_counter()
@@ -118,11 +119,11 @@ def _TMP_SCHED(s):
     return {} if s is None else {"scheduler": s}
 
 
-def _run_many(table: SimTable, spec: RunSpec, seeds: list[int]) -> list[tuple[pd.DataFrame, float]]:
+def _run_many(table: Task, spec: RunSpec, seeds: list[int]) -> list[tuple[pd.DataFrame, float]]:
     return [run_one(table, spec, s) for s in seeds]
 
 
-def run_experiment(table: SimTable, specs: list[RunSpec], seeds: list[int], *, address: str | None = None,
+def run_experiment(table: Task, specs: list[RunSpec], seeds: list[int], *, address: str | None = None,
                    parallel: int | None = None, progress: bool = True) -> SimRuns:
     """All (searcher, seed) runs; in-process, or as Ray tasks when an address or parallelism is given."""
     from .common import advance_bar, finish_bar, progress_bar
@@ -178,7 +179,7 @@ def run_experiment(table: SimTable, specs: list[RunSpec], seeds: list[int], *, a
     return SimRuns(out, walls)
 
 
-def summarize(result: SimRuns, table: SimTable, budget: Budget) -> pd.DataFrame:
+def summarize(result: SimRuns, table: Task, budget: Budget) -> pd.DataFrame:
     """Per searcher, as NATS-Bench reports it: the incumbent's test accuracy at the budget (for a
     time budget interpolated between the two events nearest to it, ``protocol.value_at``), its
     mean and std over runs (ddof 0, ``protocol.NATS_STD_DDOF``); beside it the accuracy at the
@@ -223,7 +224,7 @@ def curves_table(runs: pd.DataFrame, budget: Budget, step_s: float = protocol.CU
     return pd.concat(frames, ignore_index=True)
 
 
-def runs_table(runs: pd.DataFrame, table: SimTable, experiment: str, budget: Budget) -> pd.DataFrame:
+def runs_table(runs: pd.DataFrame, table: Task, experiment: str, budget: Budget) -> pd.DataFrame:
     """The trajectory with the experiment-wide columns of the `runs` schema."""
     df = runs.copy()
     df.insert(0, "experiment", experiment)

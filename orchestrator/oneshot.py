@@ -102,6 +102,7 @@ def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | Non
     The skeleton comes from the store's files; a different --C/--N is an error (see module doc).
     """
     from benchmark_data.reader import Benchmark
+    from benchmark_data.task import feedback_dataset
     from trainables.data import DATASETS
 
     bench = Benchmark.open(path)
@@ -116,13 +117,15 @@ def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | Non
         C, N = recorded
     elif C is None or N is None:
         raise UserError(f"the store's files do not record the skeleton of {table.dataset}; give --C and --N")
-    # The supernet trains where the benchmark's search feedback comes from (cifar10 -> cifar10-valid).
-    if search_ds not in DATASETS:
-        raise UserError(f"the store's dataset {search_ds!r} is not one the supernet can train on "
+    # The supernet trains on a split with a validation half apart from the test set the
+    # benchmark scores: cifar10 -> cifar10-valid whether or not the store holds that twin.
+    train_ds = feedback_dataset(table.dataset)
+    if train_ds not in DATASETS:
+        raise UserError(f"the store's dataset {train_ds!r} is not one the supernet can train on "
                         f"({', '.join(DATASETS)})")
     from trainables.oneshot.lookup import ArchLookup  # no torch
 
-    return Scoring(bench, table.dataset, search_ds, C, N, ArchLookup.from_task(table))
+    return Scoring(bench, table.dataset, train_ds, C, N, ArchLookup.from_task(table))
 
 
 def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: str | None = None,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from orchestrator.simulator import SimTable
+from benchmark_data.task import Task
 from spaces import get_space
 
 
-def synthetic_table(seeds: int = 2, epochs: int = 12, dataset: str = "digits") -> SimTable:
+def synthetic_table(seeds: int = 2, epochs: int = 12, dataset: str = "digits") -> Task:
     """A tss table whose accuracy rises with conv ops and training, with seed noise and real-looking times.
 
     The structure (convs help, 'none' hurts, learning curves saturate) gives model-based searchers
@@ -27,4 +27,4 @@ def synthetic_table(seeds: int = 2, epochs: int = 12, dataset: str = "digits") -
     train_time = np.broadcast_to(per_epoch[:, None, None], (space.size, seeds, epochs)).astype(np.float32).copy()
     eval_time = np.full((space.size, seeds, epochs), 0.5, dtype=np.float32)
     final = (quality + rng.normal(0, 0.5, size=space.size)).astype(np.float32)
-    return SimTable(space, dataset, feedback, train_time, eval_time, final, final_hp=epochs)
+    return Task(space, dataset, feedback, train_time, eval_time, final, final_hp=epochs)

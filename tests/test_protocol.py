@@ -16,13 +16,14 @@ import pytest
 
 from benchmark_data.reader import Benchmark, nats_time_cost
 from benchmark_data.schema import provenance
+from benchmark_data.task import Task
 from benchmark_data.writer import write_fragment
 from orchestrator import protocol
 from orchestrator.common import experiment_name
 from orchestrator.experiment import NATS_BUDGETS_S, RunSpec, default_budget, run_experiment, summarize
 from orchestrator.searchers import make_searcher
 from orchestrator.searchers.rea import nats_mutate
-from orchestrator.simulator import Budget, SimTable, run_search
+from orchestrator.simulator import Budget, run_search
 from sim_fixtures import synthetic_table
 from spaces import UserError, get_space
 
@@ -55,7 +56,7 @@ def test_the_facade_and_the_simulator_charge_the_same_seconds():
         warnings.simplefilter("ignore")
         api = create(None, "tss")
     bench = Benchmark.open(None)
-    table = SimTable.from_benchmark(bench, "tss", "digits")
+    table = Task.from_benchmark(bench, "tss", "digits")
     rng = np.random.default_rng(0)
     for arch in rng.integers(0, 15625, size=20):
         epoch = int(rng.integers(1, 13))
@@ -87,7 +88,7 @@ def test_nats_budgets_are_keyed_by_space_and_dataset():
     assert default_budget(table)[0] == Budget(seconds=1.2e5)
     sss = get_space("sss")
     n = sss.size
-    size_table = SimTable(sss, "ImageNet16-120", np.ones((n, 1, 2), np.float32), np.ones((n, 1, 2), np.float32),
+    size_table = Task(sss, "ImageNet16-120", np.ones((n, 1, 2), np.float32), np.ones((n, 1, 2), np.float32),
                           np.ones((n, 1, 2), np.float32), np.ones(n, np.float32), final_hp=90)
     assert default_budget(size_table)[0] == Budget(seconds=6e4)
 

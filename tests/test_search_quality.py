@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from benchmark_data.task import Task
 from orchestrator.experiment import RunSpec, run_experiment
-from orchestrator.simulator import Budget, SimTable
+from orchestrator.simulator import Budget
 from spaces import get_space
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nats_tss_cifar10_test_acc_200ep.csv"
@@ -22,7 +23,7 @@ RUNS = 100
 
 
 @pytest.fixture(scope="module")
-def nats_c10_table() -> SimTable:
+def nats_c10_table() -> Task:
     if not CSV.exists():
         pytest.skip(f"{CSV} is absent")
     space = get_space("tss")
@@ -31,7 +32,7 @@ def nats_c10_table() -> SimTable:
     acc[[space.parse(a) for a in df["arch"]]] = df["cifar10_test_acc_200ep"].to_numpy(np.float32)
     assert not np.isnan(acc).any()
     values = acc[:, None, None]
-    return SimTable(space, "cifar10", values.copy(), np.full_like(values, np.nan), np.full_like(values, np.nan),
+    return Task(space, "cifar10", values.copy(), np.full_like(values, np.nan), np.full_like(values, np.nan),
                     acc, feedback_source="test_acc", feedback_hp=200, final_hp=200, has_time=False)
 
 
