@@ -23,7 +23,8 @@ These are Ray's rules, quirks included, because the simulated run must make Ray'
 * a bracket's last budget is ``r0 * eta**s`` capped at ``max_t``, which can stay below it (max_t
   12, eta 3: the s = 2 bracket ends at 9 epochs).
 * once a bracket has halved, a trial leaving it no longer triggers a halving (Ray's
-  ``is_being_processed`` is never reset); only results do.
+  ``is_being_processed`` is never reset); only results do. So when the last trial a rung waits
+  for fails, the trials paused there wait for good (they end with the run, without a row).
 """
 
 from __future__ import annotations
