@@ -503,3 +503,15 @@ def test_observations_are_tells_parameters_and_events_order_by_time_then_sequenc
     for e in (Event(2.0, 0, "a", 1, 1, 0.5), Event(1.0, 2, "b", 1, 1, 0.5), Event(1.0, 1, "c", 1, 1, 0.5)):
         heapq.heappush(heap, e)
     assert [heapq.heappop(heap).trial_id for _ in range(3)] == ["c", "b", "a"]
+
+
+def test_searchers_speak_the_typed_records_too():
+    s = make_searcher("bohb", TABLE.space.hparams, 0, min_fidelity=1, max_fidelity=12)
+    suggestion = s.suggest("t0")
+    assert isinstance(suggestion, Suggestion) and suggestion.trial_id == "t0"
+    assert "fidelity" not in suggestion.config and suggestion.fidelity == 1
+    s.observe(Observation("t0", 80.0, "ok", suggestion.fidelity))
+    assert s.history[0]["value"] == 80.0
+    done = make_searcher("random", TABLE.space.hparams, 0, max_trials=1)
+    done.suggest("a")
+    assert done.suggest("b") == "FINISHED"

@@ -149,6 +149,17 @@ class Searcher:
         """The config this searcher believes best so far (None before any successful result)."""
         return None if self._best is None else dict(self._best["config"])
 
+    def suggest(self, trial_id: Any) -> Any:
+        """``ask`` as a typed record: ``orchestrator.records.Suggestion`` (the config without its
+        fidelity, and the fidelity or None), or None / FINISHED as ``ask`` answers them."""
+        from orchestrator.records import to_suggestion  # records imports this module
+
+        return to_suggestion(trial_id, self.ask(trial_id))
+
+    def observe(self, observation: Any) -> None:
+        """``tell`` from an ``orchestrator.records.Observation`` (its fields are tell's parameters)."""
+        self.tell(*observation)
+
     @property
     def all_knobs(self) -> dict:
         """Every knob of this searcher with its default resolved (what provenance records)."""
