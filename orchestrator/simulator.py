@@ -18,6 +18,16 @@ recipe. The incumbent is, as in NATS-Bench's published trajectories, the archite
 best feedback over all evaluations so far (for BOHB that mixes fidelities); ``incumbent=
 "searcher"`` records the searcher's own belief instead (``Searcher.best()``: the best at the
 highest fidelity reached).
+
+With a stopping scheduler (``run_search(..., scheduler="asha" | "hyperband")``, or an object
+from ``orchestrator.schedulers.make_sim_scheduler``) proposals become trials that train epoch by
+epoch, each epoch charged its increment of the same time cost, and the scheduler decides after
+every epoch whether a trial continues, pauses or stops, as Ray Tune's scheduler of that name
+would: that loop, its rows (one per ended trial, fidelity = epochs trained) and its incumbent
+are described in ``orchestrator.sim_trials``. It needs a table with feedback at every epoch.
+
+Records at the boundary (``orchestrator.records``): a searcher's ``ask`` answer becomes a
+``Suggestion``, the queue holds ``Event`` s, and the searcher is told an ``Observation``.
 """
 
 from __future__ import annotations
