@@ -26,7 +26,8 @@ from typing import Any
 
 from spaces.errors import UserError
 
-SCHEDULERS = ("fifo", "asha", "hyperband")
+from .schedulers import SCHEDULERS  # the same names simulated and live (Ray Tune's schedulers)
+
 # Early stopping over epochs, the same in simulated and live runs: ASHA's first rung after one
 # epoch, a third of each rung promoted (Ray's AsyncHyperBandScheduler / HyperBandScheduler).
 GRACE_PERIOD, REDUCTION_FACTOR = 1, 3

@@ -69,15 +69,22 @@ class RunSpec:
         from .common import check_scheduler
 
         check_scheduler(self.searcher, self.scheduler)
-        self.make_scheduler(table)
+        scheduler = self.make_scheduler(table)
+        if scheduler is not None:
+            from .simulator import check_scheduled
+
+            check_scheduled(table, make_run_searcher(table, self, 0), scheduler)
 
     def make_scheduler(self, table: Task):
-        """The simulated stopping scheduler of one run (None for FIFO), over the table's epochs."""
+        """The simulated stopping scheduler of one run (None for FIFO) over the table's epochs,
+        with live mode's knobs (``orchestrator.common``: grace period, reduction factor)."""
         if self.scheduler == "fifo":
             return None  # (and the schedulers are not even imported)
+        from .common import GRACE_PERIOD, REDUCTION_FACTOR
         from .schedulers import make_sim_scheduler
 
-        return make_sim_scheduler(self.scheduler, table=table)
+        return make_sim_scheduler(self.scheduler, max_t=table.num_epochs, grace_period=GRACE_PERIOD,
+                                  reduction_factor=REDUCTION_FACTOR)
 
 
 @dataclass
@@ -107,16 +114,12 @@ def run_one(table: Task, spec: RunSpec, seed: int, on_progress=None) -> tuple[pd
     started = time.perf_counter()
     traj = run_search(table, searcher, spec.budget, workers=spec.workers, seed=seed, on_progress=on_progress,
                       incumbent=spec.incumbent, past_budget=spec.runs_past_budget(),
-                      **_TMP_SCHED(spec.make_scheduler(table)))
+                      scheduler=spec.make_scheduler(table))
     wall = time.perf_counter() - started
     df = pd.DataFrame(traj)
     df.insert(0, "run_seed", seed)
     df.insert(0, "searcher", spec.searcher)
     return df, wall
-
-
-def _TMP_SCHED(s):
-    return {} if s is None else {"scheduler": s}
 
 
 def _run_many(table: Task, spec: RunSpec, seeds: list[int]) -> list[tuple[pd.DataFrame, float]]:

@@ -153,3 +153,17 @@ def test_output_says_n_a_and_counts_as_integers(store, tmp_path):
     assert "30" in cells and "30.0" not in cells  # evaluations per run
     assert "(one run: no spread)" in r.stdout
     assert "best by the searchers' feedback: |" in r.stdout
+
+
+@pytest.mark.parametrize("scheduler", ["asha", "hyperband"])
+def test_a_searcher_under_a_simulated_scheduler_with_four_workers(store, tmp_path, scheduler):
+    r = orchestrate("simulate", "--searcher", "random", "--scheduler", scheduler, "--workers", "4", "--budget",
+                    "3000s", "--store", str(store), "--out", str(tmp_path / "o"), "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "scheduler " + scheduler in r.stdout
+    df = pd.read_parquet(next((tmp_path / "o" / "runs").rglob("*.parquet")))
+    # one row per ended trial, its fidelity the epochs it trained: stopped ones end on a rung
+    assert df["fidelity"].between(1, 12).all() and (df["fidelity"] < 12).any() and (df["fidelity"] == 12).any()
+    assert (df["clock"] == "simulated").all() and df["sim_time_s"].is_monotonic_increasing
+    meta = pq.read_metadata(next((tmp_path / "o" / "runs").rglob("*.parquet"))).metadata
+    assert meta[b"scheduler"] == scheduler.encode()

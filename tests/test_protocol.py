@@ -207,6 +207,17 @@ def test_bohb_on_an_imported_final_accuracy_table_runs_over_its_one_fidelity(imp
     assert not df["best_test_acc"].isna().any() and "nan" not in r.stdout
 
 
+@pytest.mark.parametrize("scheduler", ["asha", "hyperband"])
+def test_a_stopping_scheduler_on_a_final_accuracy_table_is_refused_before_any_run(imported_store, tmp_path,
+                                                                                   scheduler):
+    r = run_cli("simulate", "--searcher", "random", "--scheduler", scheduler, "--store", str(imported_store),
+                "--out", "res", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"the {scheduler} scheduler stops trainings early from their learning curves" in r.stderr
+    assert "records test_acc only at epoch 200 of hp=200" in r.stderr and "use the fifo scheduler" in r.stderr
+    assert not (tmp_path / "res").exists()
+
+
 # --- 3: coverage, experiment names, damaged partitions -------------------------------------------
 @pytest.fixture(scope="module")
 def partial_store(tmp_path_factory) -> Path:
