@@ -515,3 +515,50 @@ def test_searchers_speak_the_typed_records_too():
     done = make_searcher("random", TABLE.space.hparams, 0, max_trials=1)
     done.suggest("a")
     assert done.suggest("b") == "FINISHED"
+
+
+@pytest.mark.parametrize("space_name", ["tss", "sss"])
+def test_the_loops_arch_index_is_config_to_index(space_name):
+    from orchestrator.simulator import arch_indexer
+    from spaces import get_space
+
+    space = get_space(space_name)
+    arch_of = arch_indexer(space)
+    for index in np.random.default_rng(0).integers(space.size, size=500):
+        assert arch_of(space.index_to_config(int(index))) == int(index)
+    bad = {**space.index_to_config(0), space.decisions[0]: "conv_9x9"}
+    with pytest.raises(UserError, match=r"conv_9x9.* is not one of"):
+        arch_of(bad)
+
+
+class _Silent:
+    """A searcher that never proposes anything."""
+
+    def ask(self, trial_id):
+        return None
+
+    def tell(self, *args):
+        raise AssertionError("nothing was asked")
+
+    def best(self):
+        return None
+
+
+@pytest.mark.parametrize("name", ["fifo", "asha", "hyperband"])
+def test_a_searcher_that_proposes_nothing_is_reported(name):
+    with pytest.raises(UserError, match="proposed nothing while no (evaluation|trial) was running"):
+        run_search(TABLE, _Silent(), Budget(evaluations=3), scheduler=name)
+
+
+def test_past_budget_goes_on_until_the_value_at_the_budget_is_final():
+    t = run_search(TABLE, make_searcher("random", TABLE.space.hparams, 0), Budget(seconds=2000), workers=4,
+                   scheduler="asha", past_budget=True)
+    gap = np.abs(t["sim_time_s"] - 2000)
+    # every recorded row was still nearer to the budget than the second nearest before it (the
+    # run ends at the first row that is not: it and every later one cannot change the value)
+    for i in range(2, len(gap)):
+        assert t["sim_time_s"][i] - 2000 < np.sort(gap[:i])[1]
+    plain = run_search(TABLE, make_searcher("random", TABLE.space.hparams, 0), Budget(seconds=2000), workers=4,
+                       scheduler="asha")
+    n = min(len(plain["event"]), len(t["event"])) - 1
+    np.testing.assert_array_equal(plain["arch_index"][:n], t["arch_index"][:n])  # same run up to there
