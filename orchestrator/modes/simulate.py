@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from benchmark_data.cli import store_to_read  # the store flag's one reading, shared by every CLI
+from orchestrator.searchers import SEARCHERS  # the registry (its modules load on first use)
 
 from ..common import (
     SCHEDULERS,
@@ -33,7 +34,6 @@ from ..common import (
     format_table,
 )
 
-SEARCHERS = ("random", "rea", "reinforce", "bohb", "tpe")  # checked against the registry in a test
 HELP = "replay multi-trial searchers on a tabular benchmark with a simulated clock (default)"
 DESCRIPTION = ("Run multi-trial architecture searchers against a Parquet tabular benchmark with a simulated clock "
                "(NATS-Bench's protocol), and store every trajectory as Parquet.")
