@@ -56,7 +56,7 @@ class Driver:
                 self.log.append(("tell", tid, value))
         return self.log
 
-    def copy(self) -> "Driver":
+    def copy(self) -> Driver:
         other = Driver(self.inflight)
         other.next_id, other.pending, other.log = self.next_id, list(self.pending), list(self.log)
         return other
@@ -201,7 +201,7 @@ def test_best_is_the_top_value_at_the_highest_fidelity(name):
 def test_failures_and_nan_are_failed_evaluations(name):
     s = build(name)
     for i in range(30):
-        cfg = s.ask(i)
+        s.ask(i)
         s.tell(i, float("nan") if i % 2 else None, status="ok")
     assert s.best() is None
     assert all(r["value"] is None for r in s.history)
@@ -379,3 +379,136 @@ def test_categorical_kde_stays_finite_and_favours_the_agreed_choice():
     only_cont = CategoricalKDE(data[:, 1:], np.array([0.2]), np.array([0]), min_bandwidth=0.0)
     for x in (0.1, 0.5, 0.9):
         assert only_cont.pdf([x]) == pytest.approx(float(sm.pdf([x])))
+
+
+# ----- BOHB's fast KDE model: the same numbers as hpbandster's --------------------------------
+def _kde_data(rng: np.random.Generator, n: int, vartypes: np.ndarray, agree: bool) -> np.ndarray:
+    """n stored configs as hpbandster holds them: choice indices, continuous values in [0, 1]."""
+    cols = [rng.integers(0, t, n).astype(np.float64) if t else rng.random(n) for t in vartypes]
+    data = np.column_stack(cols)
+    if agree:  # every stored config agrees on dimension 0, the case statsmodels turns into NaN
+        data[:, 0] = 1.0
+    return data
+
+
+def _kde_points(rng: np.random.Generator, data: np.ndarray, vartypes: np.ndarray, k: int) -> list:
+    """Candidates as hpbandster draws them: stored configs with some dimensions redrawn."""
+    points = []
+    for _ in range(k):
+        row = data[rng.integers(len(data))]
+        points.append([(int(m) if rng.random() < 0.5 else int(rng.integers(t))) if t
+                       else float(np.clip(m + rng.normal(0, 0.2), 0, 1)) for m, t in zip(row, vartypes)])
+    return points
+
+
+@pytest.mark.parametrize("fix", [True, False], ids=["categorical_kernel_fix", "statsmodels_kde"])
+@pytest.mark.parametrize("vartypes", [[5] * 6, [8] * 5, [3, 0, 4, 0, 2]], ids=["tss", "sss", "mixed"])
+def test_vectorized_densities_equal_the_scalar_pdf_bit_for_bit(fix, vartypes):
+    """The densities of many candidates in one call are exactly the scalar pdf's, so the picks
+    of the fast BOHB cannot differ from hpbandster's (an ulp would flip a near-tie)."""
+    from statsmodels.nonparametric.kernel_density import KDEMultivariate
+
+    from orchestrator.searchers.bohb_kde import CategoricalKDE, ProductKernel
+
+    vartypes = np.array(vartypes)
+    rng = np.random.default_rng(7)
+    for trial in range(12):
+        n = int(rng.integers(len(vartypes) + 1, 3000))
+        data = _kde_data(rng, n, vartypes, agree=trial % 3 == 0)
+        bw = rng.uniform(0.0, 1.2, len(vartypes))
+        if fix:
+            kde = CategoricalKDE(data, bw, vartypes, min_bandwidth=float(rng.choice([0.0, 0.3])))
+        else:
+            kde = KDEMultivariate(data, var_type="".join("u" if t else "c" for t in vartypes),
+                                  bw="normal_reference")
+            kde.bw = np.clip(kde.bw, 0.3, None)
+        points = _kde_points(rng, data, vartypes, 6)
+        with np.errstate(all="ignore"):
+            expected = np.array([float(kde.pdf(p)) for p in points])
+        kernel = ProductKernel.of(kde, vartypes)
+        assert (kernel._bits is not None) == bool((vartypes > 0).all())  # the table path runs
+        np.testing.assert_array_equal(kernel.densities(points), expected)
+        if not fix and trial % 3 == 0:
+            # statsmodels' kernel on an agreed column (inf for any other choice): the failure
+            # CategoricalKDE exists for, reproduced as well
+            assert not np.isfinite(expected).all()
+
+
+def test_bandwidth_rule_and_legacy_draws_reproduce_their_originals():
+    from statsmodels.nonparametric.kernel_density import KDEMultivariate
+
+    from orchestrator.searchers.bohb_kde import LegacyDraws, normal_reference_bandwidth
+
+    rng = np.random.default_rng(3)
+    for n, d in [(7, 6), (300, 5), (2500, 3)]:
+        data = rng.integers(0, 5, (n, d)).astype(np.float64)
+        np.testing.assert_array_equal(normal_reference_bandwidth(data),
+                                      KDEMultivariate(data, var_type="u" * d, bw="normal_reference").bw)
+    for seed in (0, 1, 2 ** 32 - 1, 12345):
+        ours, theirs = np.random.RandomState(0), np.random.RandomState(0)
+        ours.seed(seed)
+        theirs.seed(seed)
+        draws = LegacyDraws(ours)
+        for _ in range(2000):  # more than one block of raw outputs
+            n = int(rng.choice([1, 2, 5, 8, 1000, 2 ** 31]))
+            if rng.random() < 0.5:
+                assert draws.rand() == theirs.rand()
+            else:
+                assert draws.randint(n) == theirs.randint(n)
+
+
+def _reference_generator(space: SearchSpace, fix: bool, **knobs):
+    """hpbandster's generator as BOHB drove it before KDEModel (with CategoricalKDE when fixed)."""
+    import warnings
+
+    from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
+
+    from orchestrator.searchers.bohb_kde import FixedKDEGenerator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return (FixedKDEGenerator if fix else KDEGenerator)(space.to_configspace(seed=0), **knobs)
+
+
+@pytest.mark.parametrize("fix", [True, False], ids=["categorical_kernel_fix", "statsmodels_kde"])
+@pytest.mark.parametrize("space_name", ["tss", "mixed"])
+def test_fast_kde_model_proposes_exactly_what_hpbandster_proposes(fix, space_name):
+    """Fed the same results, KDEModel.sample(budget, seed) returns hpbandster's get_config(budget)
+    after seeding numpy and ConfigSpace with that seed, for every seed, with or without a model."""
+    from types import SimpleNamespace
+
+    from orchestrator.searchers.bohb_kde import KDEModel, seeded_global_rng
+
+    space = TSS_LIKE if space_name == "tss" else SearchSpace(
+        [Categorical("width", (8, 16, 32)), Float("lr", 1e-4, 1.0, log=True), Integer("layers", 1, 9)])
+    knobs = dict(top_n_percent=15, num_samples=4, random_fraction=0.2, bandwidth_factor=3.0,
+                 min_bandwidth=0.3)
+    reference = _reference_generator(space, fix, **knobs)
+    fast = KDEModel(space, space.to_configspace(seed=0), categorical_kernel_fix=fix, **knobs)
+    rng = np.random.default_rng(11)
+    model_based = 0
+    for i in range(160):
+        budget = int(rng.choice([1, 3, 9], p=[0.5, 0.3, 0.2]))
+        seed = int(rng.integers(2 ** 32))
+        with seeded_global_rng(seed):
+            reference.configspace.seed(seed)
+            raw, info = reference.get_config(budget)
+        expected = space.validate(dict(raw))
+        got, got_model_based = fast.sample(budget, seed)
+        assert got == expected and list(got) == list(space.names), i
+        assert got_model_based == bool(info.get("model_based_pick"))
+        model_based += got_model_based
+        # Results with many ties (accuracies are few distinct numbers) and some failures.
+        value = None if i % 11 == 5 else float(rng.integers(0, 20)) if space_name == "tss" else (
+            -abs(math.log10(got["lr"]) + 2) - abs(got["layers"] - 4))
+        job = SimpleNamespace(id=i, exception=None, result=None if value is None else {"loss": -value},
+                              kwargs={"budget": budget, "config": got})
+        with seeded_global_rng(i + 1):
+            reference.new_result(job)
+        fast.add_result(got, budget, None if value is None else -value, seed=i + 1)
+        assert sorted(fast.kde_models) == sorted(reference.kde_models)
+        for b, models in reference.kde_models.items():
+            for key in ("good", "bad"):
+                np.testing.assert_array_equal(fast.kde_models[b][key].data, models[key].data)
+                np.testing.assert_array_equal(fast.kde_models[b][key].bw, models[key].bw)
+    assert model_based > 60  # the fast path itself was compared, not only the fallback

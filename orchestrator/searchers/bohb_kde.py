@@ -140,7 +140,8 @@ def _match_table(bits: int, dims: int) -> np.ndarray:
     table = np.zeros(xor.size, dtype=np.int64)
     for j in range(dims):
         table |= (((xor >> (bits * j)) & ((1 << bits) - 1)) == 0).astype(np.int64) << j
-    return table
+    # The smallest type that holds the masks keeps the table in cache (2**18 entries for tss).
+    return table.astype(np.uint8 if dims <= 8 else np.uint16 if dims <= 16 else np.int64)
 
 
 class ProductKernel:
@@ -264,6 +265,46 @@ class _Rows:
         return self._shifts is not None
 
 
+class LegacyDraws:
+    """``RandomState.rand()`` and ``RandomState.randint(n)``, replayed from its raw 32-bit outputs.
+
+    numpy's legacy RandomState makes a double of two 32-bit outputs a, b as
+    ``((a >> 5) * 2**26 + (b >> 6)) / 2**53`` and an integer below n by masking one output to the
+    next power of two and drawing again while it is >= n. Reading the outputs in blocks and doing
+    that arithmetic in Python gives the same numbers several times faster than one call into
+    numpy per draw (a test pins it to RandomState). It reads ahead, so the RandomState must not
+    be used for anything else afterwards until it is seeded again.
+    """
+
+    _BLOCK = 256
+
+    def __init__(self, rs: np.random.RandomState) -> None:
+        self._bitgen = rs._bit_generator  # the MT19937 behind the RandomState
+        self._raw = self._bitgen.random_raw(self._BLOCK).tolist()
+        self._i = 0
+
+    def _next(self) -> int:
+        if self._i == len(self._raw):
+            self._raw = self._bitgen.random_raw(self._BLOCK).tolist()
+            self._i = 0
+        self._i += 1
+        return self._raw[self._i - 1]
+
+    def rand(self) -> float:
+        a = self._next() >> 5
+        return (a * 67108864.0 + (self._next() >> 6)) / 9007199254740992.0
+
+    def randint(self, n: int) -> int:
+        top = n - 1
+        if top == 0:
+            return 0  # numpy draws nothing for a single value
+        mask = (1 << top.bit_length()) - 1
+        value = self._next() & mask
+        while value > top:
+            value = self._next() & mask
+        return value
+
+
 class KDEModel(KDEGenerator):
     """hpbandster's BOHB configuration generator with a fast ``sample`` and ``add_result``.
 
@@ -284,6 +325,7 @@ class KDEModel(KDEGenerator):
         self._kernels: dict[Any, dict[str, tuple[Any, ProductKernel]]] = {}  # budget -> fitted
         self._rs = np.random.RandomState(0)           # reseeded per proposal (cheaper than a new one)
         self._bits = pattern_bits(self.vartypes)
+        self._draw_setup: tuple | None = None          # (good KDE, keep probabilities, levels)
         self._names = list(configspace.keys())        # ConfigSpace's dimension order
         from ConfigSpace import CategoricalHyperparameter
 
@@ -327,7 +369,7 @@ class KDEModel(KDEGenerator):
         n_bad = max(self.min_points_in_model, ((100 - self.top_n_percent) * rows.n) // 100)
         idx = np.argsort(train_losses)
         parts = {"good": idx[:n_good], "bad": idx[n_good:n_good + n_bad]}
-        data = {key: train_configs[rows_of] for key, rows_of in parts.items()}
+        data = {key: np.take(train_configs, rows_of, axis=0) for key, rows_of in parts.items()}
         packed = {key: rows.packed[rows_of] if rows.has_packed else None for key, rows_of in parts.items()}
         if not rows.has_packed and (np.isnan(data["good"]).any() or np.isnan(data["bad"]).any()):
             with seeded_global_rng(seed):
@@ -377,6 +419,8 @@ class KDEModel(KDEGenerator):
 
     def _candidates(self, rs: np.random.RandomState, kde_good: Any) -> list[list]:
         """hpbandster's candidate draws, one RNG call for one RNG call."""
+        if self._bits is not None:
+            return self._choice_candidates(LegacyDraws(rs), kde_good)
         import scipy.stats as sps
 
         out = []
@@ -394,6 +438,22 @@ class KDEModel(KDEGenerator):
                 else:
                     vector.append(rs.randint(t))
             out.append(vector)
+        return out
+
+    def _choice_candidates(self, draws: LegacyDraws, kde_good: Any) -> list[list]:
+        """``_candidates`` for a space of choices only, on Python numbers (the same values)."""
+        setup = self._draw_setup
+        if setup is None or setup[0] is not kde_good:
+            # hpbandster keeps a stored choice with probability 1 - max(bw, min_bandwidth).
+            keep = [float(1 - max(bw, self.min_bandwidth)) for bw in kde_good.bw]
+            setup = self._draw_setup = (kde_good, keep, [int(t) for t in self.vartypes])
+        _, keep, levels = setup
+        data = kde_good.data
+        out = []
+        for _ in range(self.num_samples):
+            datum = data[draws.randint(len(data))].tolist()
+            out.append([int(m) if draws.rand() < k else draws.randint(t)
+                        for m, k, t in zip(datum, keep, levels)])
         return out
 
     def _sample_from_model(self, seed: int) -> dict | None:
@@ -424,7 +484,7 @@ class KDEModel(KDEGenerator):
 
     def _config_of(self, vector: list) -> dict | None:
         if self._choices is not None:
-            picks = {n: c[int(np.rint(v))] for n, c, v in zip(self._names, self._choices, vector)}
+            picks = {n: c[v] for n, c, v in zip(self._names, self._choices, vector)}  # whole already
             return {n: picks[n] for n in self.space.names}
         import ConfigSpace
         import ConfigSpace.util
