@@ -54,6 +54,7 @@ class TuneSearcher(TuneSearcherBase):
         self.fidelity_key = fidelity_key
         self._live: set[str] = set()      # suggested, not yet completed
         self._finished: set[str] = set()  # completed (told) trial ids
+        self._last: dict[str, dict] = {}  # a live trial's last result (see on_trial_result)
 
     # ----- Ray's Searcher API ------------------------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
@@ -81,7 +82,11 @@ class TuneSearcher(TuneSearcherBase):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """Intermediate results are not used: searchers learn from completed trials only."""
+        """Searchers learn from completed trials only; the last result is kept because a trial
+        that a synchronous scheduler (HyperBand) stops while it is paused completes without one,
+        and its value is then the last one it reported (not a failed evaluation)."""
+        if trial_id in self._live:
+            self._last[trial_id] = result
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -91,7 +96,8 @@ class TuneSearcher(TuneSearcherBase):
             return
         self._live.discard(trial_id)
         self._finished.add(trial_id)
-        value, status, fidelity = self._value_from(trial_id, result, error)
+        last = self._last.pop(trial_id, None)
+        value, status, fidelity = self._value_from(trial_id, result or (None if error else last), error)
         self.inner.tell(trial_id, value, status=status, fidelity=fidelity)
 
     def save(self, checkpoint_path: str) -> None:
@@ -104,12 +110,13 @@ class TuneSearcher(TuneSearcherBase):
 
     def get_state(self) -> dict:
         return {"metric": self._metric, "mode": self._mode, "live": sorted(self._live),
-                "finished": sorted(self._finished), "searcher": self.inner.state_dict()}
+                "finished": sorted(self._finished), "last": dict(self._last), "searcher": self.inner.state_dict()}
 
     def set_state(self, state: dict) -> None:
         self.inner.load_state_dict(state["searcher"])
         self._metric, self._mode = state["metric"], state["mode"]
         self._live, self._finished = set(state["live"]), set(state["finished"])
+        self._last = dict(state.get("last", {}))  # checkpoints written before it kept none
 
     # ----- helpers -----------------------------------------------------------------------------
     def _value_from(self, trial_id: str, result: dict | None,

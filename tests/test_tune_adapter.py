@@ -45,6 +45,21 @@ def test_min_mode_is_told_negated_and_statuses_are_mapped():
     assert a.inner.best() is not None
 
 
+def test_a_trial_stopped_while_paused_is_told_its_last_result_not_an_error():
+    # Ray's synchronous HyperBand stops a paused trial with on_trial_complete(result=None).
+    a = adapter("random", fidelity_key="training_iteration")
+    a.suggest("t0")
+    a.suggest("t1")
+    a.on_trial_result("t0", {"loss": 0.75, "training_iteration": 1})
+    a.on_trial_result("t0", {"loss": 0.5, "training_iteration": 3})
+    a.on_trial_complete("t0", None)
+    a.on_trial_result("t1", {"loss": 0.1, "training_iteration": 1})
+    a.on_trial_complete("t1", None, error=True)  # a crash stays a failed evaluation
+    told = {r["trial_id"]: (r["value"], r["fidelity"]) for r in a.inner.history}
+    assert told == {"t0": (-0.5, 3), "t1": (None, None)}
+    assert a.get_state()["last"] == {}
+
+
 def test_late_duplicate_and_foreign_completions_are_ignored_quietly():
     a = adapter()
     a.suggest("t0")

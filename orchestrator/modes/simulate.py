@@ -16,7 +16,6 @@ from benchmark_data.cli import store_to_read  # the store flag's one reading, sh
 from orchestrator.searchers import SEARCHERS  # the registry (its modules load on first use)
 
 from ..common import (
-    SCHEDULERS,
     add_output_flags,
     add_ray_flags,
     add_scheduler_flag,
@@ -221,5 +220,5 @@ def format_summary(summary, dataset: str, budget) -> str:
     return head + "\n" + format_table(columns, rows)
 
 
-__all__ = ["DESCRIPTION", "EPILOG", "HELP", "SCHEDULERS", "SEARCHERS", "SimulateSettings", "add_arguments",
+__all__ = ["DESCRIPTION", "EPILOG", "HELP", "SEARCHERS", "SimulateSettings", "add_arguments",
            "format_summary", "run", "settings_from_args"]
