@@ -235,10 +235,7 @@ class Task:
         """[archs] float64 rank of each architecture by ``final`` among all cells: 1 for the best,
         ties share the better rank, NaN where the final value is unknown."""
         if "final_rank" not in self._derived:
-            final = self.final.astype(np.float64)
-            known = np.sort(final[~np.isnan(final)])[::-1]
-            rank = 1.0 + np.searchsorted(-known, -final, side="left")
-            self._derived["final_rank"] = np.where(np.isnan(final), np.nan, rank)
+            self._derived["final_rank"] = rank_descending(self.final)
         return self._derived["final_rank"]
 
     def rank(self, arch_index: Any) -> float | np.ndarray:
@@ -329,6 +326,15 @@ def _metric_role(roles: dict[str, str], key: str, where: str) -> str:
         raise UserError(f"the files of {where} name {key} {column!r}, which is not a metric column "
                         f"({', '.join(S.EPOCH_METRICS)}); rewrite them with schema.provenance")
     return column
+
+
+def rank_descending(values: np.ndarray) -> np.ndarray:
+    """float64 rank of each value among the known ones: 1 for the largest, ties share the better
+    rank, NaN where the value is NaN (NATS-Bench's rank of a cell among all cells)."""
+    values = np.asarray(values, dtype=np.float64)
+    known = np.sort(values[~np.isnan(values)])[::-1]
+    rank = 1.0 + np.searchsorted(-known, -values, side="left")
+    return np.where(np.isnan(values), np.nan, rank)
 
 
 def _covered(values: np.ndarray) -> np.ndarray:

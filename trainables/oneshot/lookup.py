@@ -41,9 +41,9 @@ class ArchLookup:
 
     @functools.cached_property
     def rank(self) -> np.ndarray:
-        known = np.sort(self.final[~np.isnan(self.final)])[::-1]
-        rank = 1.0 + np.searchsorted(-known, -self.final, side="left")
-        return np.where(np.isnan(self.final), np.nan, rank)
+        from benchmark_data.task import rank_descending  # the task view's one ranking rule
+
+        return rank_descending(self.final)
 
     def figures(self, arch_index: int) -> dict[str, float]:
         return {"test_acc": float(self.final[arch_index]), "valid_acc_search_hp": float(self.search_valid[arch_index]),
