@@ -45,9 +45,10 @@ import pickle
 import re
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -111,7 +112,7 @@ def load_pickle(path: str | Path) -> Any:
     except UserError:
         raise
     except FileNotFoundError:
-        raise UserError(f"{path} does not exist; give the path of an official NATS-Bench archive")
+        raise UserError(f"{path} does not exist; give the path of an official NATS-Bench archive") from None
     except Exception as exc:  # bz2/pickle raise many types for damaged files
         raise UserError(f"{path} is not a readable NATS-Bench pickle ({type(exc).__name__}: "
                         f"{exc}); re-download the archive") from exc

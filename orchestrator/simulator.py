@@ -119,7 +119,7 @@ def run_search(table: Task, searcher, budget: Budget, *, workers: int = 1, seed:
 
         scheduler = make_sim_scheduler(scheduler, max_t=table.num_epochs)
     if scheduler is not None:
-        _check_scheduled(table, searcher, scheduler)
+        check_scheduled(table, searcher, scheduler)
     rng = np.random.default_rng([seed, 0x5EED])
     limit_s = budget.seconds if budget.seconds is not None else np.inf
     limit_n = budget.evaluations if budget.evaluations is not None else (max_evaluations or np.iinfo(np.int64).max)
@@ -133,7 +133,7 @@ def run_search(table: Task, searcher, budget: Budget, *, workers: int = 1, seed:
     return rows.columns()
 
 
-def _check_scheduled(table: Task, searcher, scheduler) -> None:
+def check_scheduled(table: Task, searcher, scheduler) -> None:
     """What a scheduled run needs: a learning curve at every epoch, and a searcher without brackets."""
     name = scheduler.name
     epochs = table.recorded_epochs

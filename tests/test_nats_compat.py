@@ -17,8 +17,8 @@ import time
 import warnings
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 from nats_bench import create as official_create
 
 from benchmark_data import schema as S
@@ -323,7 +323,7 @@ def test_query_info_strings_and_show_print_what_nats_bench_prints(apis):
             assert ours.query_by_arch(i, hp) == official.query_by_arch(i, hp)
             assert ours.query_info_str_by_arch(official.arch(i), hp) == \
                 official.query_info_str_by_arch(official.arch(i), hp)
-        assert printed(lambda: ours.show(i)) == printed(lambda: official.show(i))
+        assert printed(lambda i=i: ours.show(i)) == printed(lambda i=i: official.show(i))
     assert printed(lambda: ours.show(7)) == printed(lambda: official.show(7))
     everything = printed(lambda: ours.show())  # (nats_bench's own show(-1) raises a KeyError)
     assert everything.count("-th architecture! ") == 5 and everything.count(" 200 epochs ") == 5

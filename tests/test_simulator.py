@@ -7,9 +7,8 @@ import pytest
 from orchestrator.experiment import RunSpec, default_budget, run_experiment, summarize
 from orchestrator.searchers import SEARCHERS, make_searcher
 from orchestrator.simulator import Budget, parse_budget, run_search
-from spaces import UserError
-
 from sim_fixtures import synthetic_table
+from spaces import UserError
 
 TABLE = synthetic_table()
 
@@ -116,9 +115,9 @@ def test_default_budget_follows_the_documented_rule():
 
 
 def test_summary_reports_regret_against_the_benchmark_best():
-    runs = run_experiment(TABLE, [RunSpec("random", Budget(evaluations=20))], [0, 1, 2], progress=False)
-    s = summarize(runs, TABLE, Budget(evaluations=20)).iloc[0]
-    last = runs.groupby("run_seed").tail(1)
+    result = run_experiment(TABLE, [RunSpec("random", Budget(evaluations=20))], [0, 1, 2], progress=False)
+    s = summarize(result, TABLE, Budget(evaluations=20)).iloc[0]
+    last = result.rows.groupby("run_seed").tail(1)
     assert s["runs"] == 3 and s["evaluations_mean"] == 20
     assert s["regret_mean"] == pytest.approx(TABLE.best_final - last["best_test_acc"].mean())
 
@@ -127,7 +126,7 @@ def test_summary_reports_regret_against_the_benchmark_best():
 def test_ray_tasks_give_the_same_runs_as_in_process():
     specs = [RunSpec("rea", Budget(seconds=1500)), RunSpec("tpe", Budget(evaluations=15))]
     seeds = [0, 1, 2, 3, 4]
-    local = run_experiment(TABLE, specs, seeds, progress=False)
-    remote = run_experiment(TABLE, specs, seeds, parallel=2, progress=False)
+    local = run_experiment(TABLE, specs, seeds, progress=False).rows
+    remote = run_experiment(TABLE, specs, seeds, parallel=2, progress=False).rows
     cols = ["searcher", "run_seed", "event", "sim_time_s", "arch_index", "fidelity", "feedback", "best_arch_index"]
     pd.testing.assert_frame_equal(local[cols], remote[cols])
