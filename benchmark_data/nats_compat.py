@@ -638,7 +638,7 @@ class NATSCompat:
         self._project(index)
         raise UserError("the store holds no trained weights (only metrics and costs), so "
                         "get_net_param cannot answer; train the network with trainables "
-                        "(orchestrate.py --mode train) or use nats_bench with the official "
+                        "(orchestrate.py train) or use nats_bench with the official "
                         "'-full' archive")
 
     def get_unique_str(self, arch: Any) -> str:

@@ -15,7 +15,7 @@ Choices that are not obvious:
     new actor re-imports torch and reloads the data set.
   * Concurrency: by default as many trials as free CPUs. A searcher asked while results are
     pending proposes without them (BOHB then opens its next bracket, as hpbandster does);
-    ``--max-concurrent 1`` makes every ask see every earlier result.
+    ``--workers 1`` makes every ask see every earlier result.
   * Schedulers: ``fifo`` trains every trial to its end (the recipe's epochs, or the fidelity a
     multi-fidelity searcher asked for); ``asha`` (ASHAScheduler, grace 1 epoch, reduction 3) and
     ``hyperband`` (HyperBandScheduler, reduction 3) stop weak trials early, over
@@ -113,7 +113,7 @@ class LiveSettings:
             return cls(**data)
         except (OSError, ValueError, TypeError) as exc:
             raise UserError(f"cannot read the experiment settings {path} ({exc}); the folder was "
-                            "not written by this version of orchestrate.py --mode train") from None
+                            "not written by this version of orchestrate.py train") from None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""One-shot searches on Ray Tune, scored against a tabular benchmark: ``orchestrate.py --searcher gdas``.
+"""One-shot searches on Ray Tune, scored against a tabular benchmark: ``orchestrate.py oneshot --searcher gdas``.
 
 Each (algorithm, seed) is one Tune trial of ``trainables.oneshot.search.OneShotSearch`` (one CPU,
 one torch thread; one ``step()`` per search epoch, a checkpoint per epoch, retried from it on a
