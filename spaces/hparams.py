@@ -129,6 +129,9 @@ class Categorical(Param):
         if len(set((_kind(c), c) for c in choices)) != len(choices):
             raise UserError(f"choices of {self.name!r} contain duplicates: {choices!r}")
         object.__setattr__(self, "choices", choices)
+        # (kind, choice) -> position: index() in O(1) (searchers call it on every config they see);
+        # equal numbers hash alike, so this finds exactly the choice the scan in index() would.
+        object.__setattr__(self, "_positions", {(_kind(c), c): i for i, c in enumerate(choices)})
 
     @property
     def mutable(self) -> bool:
@@ -137,6 +140,12 @@ class Categorical(Param):
     def index(self, value: Any) -> int:
         """Position of ``value`` among the choices (used by policy-based searchers)."""
         kind = _kind(value)
+        try:
+            i = self._positions[(kind, value)]
+        except (KeyError, TypeError):  # not a choice, or unhashable: the scan below says so
+            i = None
+        if i is not None and self.choices[i] == value:
+            return i
         for i, c in enumerate(self.choices):
             if _kind(c) == kind and c == value:
                 return i
@@ -411,6 +420,10 @@ class SearchSpace:
         self._params = params
         self._by_name = {p.name: p for p in params}
         self._mutable = tuple(p for p in params if p.mutable)
+        # A space of choices only draws all its indices in one call: numpy's Generator gives the
+        # same numbers for integers(0, [n1, n2, ...]) as for integers(n1), integers(n2), ...
+        self._choice_sizes = (np.array([len(p.choices) for p in params])
+                              if all(isinstance(p, Categorical) for p in params) else None)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -444,6 +457,9 @@ class SearchSpace:
 
     def sample(self, rng: np.random.Generator) -> dict:
         """A uniform random config; the same rng state gives the same config."""
+        if self._choice_sizes is not None:
+            picks = rng.integers(0, self._choice_sizes).tolist()
+            return {p.name: p.choices[i] for p, i in zip(self._params, picks)}
         return {p.name: p.sample(rng) for p in self._params}
 
     def mutate(self, config: Mapping[str, Any], rng: np.random.Generator) -> dict:

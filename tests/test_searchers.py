@@ -512,3 +512,25 @@ def test_fast_kde_model_proposes_exactly_what_hpbandster_proposes(fix, space_nam
                 np.testing.assert_array_equal(fast.kde_models[b][key].data, models[key].data)
                 np.testing.assert_array_equal(fast.kde_models[b][key].bw, models[key].bw)
     assert model_based > 60  # the fast path itself was compared, not only the fallback
+
+
+def test_a_choice_space_samples_what_one_draw_per_parameter_would():
+    """SearchSpace.sample draws all choice indices in one call; the configs (and the generator's
+    state after them) must be those of one draw per parameter, or every trajectory would change."""
+    from spaces import get_space
+
+    for space in (TSS_LIKE, get_space("sss").hparams, SearchSpace([Categorical("a", (1,)), Categorical("b", OPS)])):
+        ours, reference = np.random.default_rng(5), np.random.default_rng(5)
+        for _ in range(300):
+            assert space.sample(ours) == {p.name: p.sample(reference) for p in space}
+            assert ours.random() == reference.random()
+
+
+def test_categorical_index_finds_equal_numbers_but_not_other_kinds():
+    widths = Categorical("w", (8, 16, 32))
+    assert widths.index(16) == widths.index(np.int64(16)) == widths.index(16.0) == 1
+    for wrong in ("16", True, [16], 17):
+        with pytest.raises(UserError, match="is not a valid value of 'w'"):
+            widths.index(wrong)
+    flags = Categorical("f", (True, False, 0))
+    assert flags.index(False) == 1 and flags.index(0) == 2 and flags.index(np.bool_(True)) == 0

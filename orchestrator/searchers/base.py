@@ -101,7 +101,7 @@ class Searcher:
     # ----- the public contract -------------------------------------------------------------
     def ask(self, trial_id: Any) -> dict | None | str:
         """A config to evaluate as ``trial_id``, None (wait for results) or FINISHED."""
-        if not isinstance(trial_id, (str, int)) or isinstance(trial_id, bool):
+        if type(trial_id) is not str and (not isinstance(trial_id, (str, int)) or isinstance(trial_id, bool)):
             raise UserError(f"trial ids must be str or int, got {trial_id!r}")
         if trial_id in self._pending or trial_id in self._told_ids:
             raise UserError(f"trial id {trial_id!r} was already asked; use a new id per trial")
@@ -119,10 +119,12 @@ class Searcher:
         """Record the result of ``trial_id``; value larger is better, None/"error" = failed."""
         if status not in STATUSES:
             raise UserError(f"status must be one of {STATUSES}, got {status!r}")
-        if value is not None and (isinstance(value, (bool, np.bool_))
-                                  or not isinstance(value, numbers.Real)):
+        # type(...) is float / int first: the simulator tells tens of thousands of plain numbers,
+        # and the abstract-class checks below cost more than the rest of tell.
+        if value is not None and type(value) is not float and (isinstance(value, (bool, np.bool_))
+                                                               or not isinstance(value, numbers.Real)):
             raise UserError(f"value must be a number or None, got {value!r}")
-        if fidelity is not None:
+        if fidelity is not None and not (type(fidelity) is int and fidelity >= 1):
             fidelity = check_int("fidelity", fidelity, 1)
         if trial_id not in self._pending:
             what = "was already told" if trial_id in self._told_ids else "was never asked"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,19 +36,30 @@ MUTATIONS = ("nats", "uniform")
 _EDGE = re.compile(r"^edge_(\d+)_(\d+)$")
 
 
+@lru_cache(maxsize=16)
+def _mutation_plan(space: SearchSpace) -> tuple[str, Any]:
+    """How ``nats_mutate`` mutates ``space``, worked out once per space (not once per child):
+    ("cell", [incoming edge names per node, nodes ascending]), ("size", names) or ("other", None)."""
+    edges = [(_EDGE.match(n), n) for n in space.names]
+    if all(m for m, _ in edges):
+        nodes = sorted({int(m.group(1)) for m, _ in edges})
+        return "cell", [[n for m, n in edges if int(m.group(1)) == node] for node in nodes]
+    if all(n.startswith("channels_") for n in space.names):
+        return "size", list(space.names)
+    return "other", None
+
+
 def nats_mutate(space: SearchSpace, config: dict, rng: np.random.Generator) -> dict:
     """NATS-Bench's REA mutation (see the module docstring); other spaces: ``space.mutate``."""
-    edges = [(_EDGE.match(n), n) for n in space.names]
+    kind, plan = _mutation_plan(space)
     child = dict(config)
-    if all(m for m, _ in edges):  # a cell: node first, then one of its incoming edges
-        nodes = sorted({int(m.group(1)) for m, _ in edges})
-        node = nodes[int(rng.integers(len(nodes)))]
-        incoming = [n for m, n in edges if int(m.group(1)) == node]
+    if kind == "cell":  # a cell: node first, then one of its incoming edges
+        incoming = plan[int(rng.integers(len(plan)))]
         name = incoming[int(rng.integers(len(incoming)))]
         child[name] = space[name].mutate(config[name], rng)
         return child
-    if all(n.startswith("channels_") for n in space.names):  # the size space: any candidate
-        name = space.names[int(rng.integers(len(space.names)))]
+    if kind == "size":  # the size space: any candidate
+        name = plan[int(rng.integers(len(plan)))]
         choices = space[name].choices
         child[name] = choices[int(rng.integers(len(choices)))]
         return child

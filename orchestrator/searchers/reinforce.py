@@ -72,13 +72,21 @@ class SoftmaxPolicy:
             row[:n] = init_std * rng.standard_normal(n)
         self._rows = np.arange(len(self.sizes))
         self._last = np.asarray(self.sizes) - 1
+        self._cached_probs: np.ndarray | None = None  # softmax of the table as it is now
+
+    def updated(self) -> None:
+        """Say that ``table`` was changed in place (an optimiser step): the softmax is recomputed."""
+        self._cached_probs = None
 
     def _probs(self) -> np.ndarray:
-        e = np.exp(self.table - self.table.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        # An ask and the tell that follows it see the same table: computed once for both.
+        if self._cached_probs is None:
+            e = np.exp(self.table - self.table.max(axis=1, keepdims=True))
+            self._cached_probs = e / e.sum(axis=1, keepdims=True)
+        return self._cached_probs
 
     def probs(self) -> list[np.ndarray]:
-        return [row[:n] for row, n in zip(self._probs(), self.sizes)]
+        return [row[:n].copy() for row, n in zip(self._probs(), self.sizes)]
 
     def sample(self, rng: np.random.Generator) -> list[int]:
         u = rng.random(len(self.sizes))
@@ -88,7 +96,7 @@ class SoftmaxPolicy:
 
     def log_prob_grads(self, actions: list[int]) -> np.ndarray:
         """d log p(actions) / d logits, per decision row: onehot(action) - softmax(logits)."""
-        grads = -self._probs()
+        grads = -self._probs()  # a new array: the cached softmax stays as it is
         grads[self._rows, actions] += 1.0
         return grads
 
@@ -98,6 +106,7 @@ class SoftmaxPolicy:
     def load_state_dict(self, state: dict) -> None:
         for row, n, src in zip(self.table, self.sizes, state["logits"]):
             row[:n] = src
+        self.updated()
 
 
 class Reinforce(Searcher):
@@ -141,6 +150,7 @@ class Reinforce(Searcher):
         advantage = reward - self.baseline.value()
         # Gradient descent on -advantage * log p: step along -(-advantage * dlogp).
         self.optimizer.step([-advantage * self.policy.log_prob_grads(actions)])
+        self.policy.updated()
 
     def _extra_state(self) -> dict:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
