@@ -534,3 +534,50 @@ def test_categorical_index_finds_equal_numbers_but_not_other_kinds():
             widths.index(wrong)
     flags = Categorical("f", (True, False, 0))
     assert flags.index(False) == 1 and flags.index(0) == 2 and flags.index(np.bool_(True)) == 0
+
+
+@pytest.mark.parametrize("space_name", ["tss", "mixed"])
+def test_tpe_with_the_fixed_space_sampler_asks_what_plain_optuna_asks(space_name):
+    """FixedSpaceTPESampler and the direct tell skip work, not numbers: the same run as Optuna's own
+    TPESampler driven through Study.tell, with trials in flight and failures."""
+    import warnings
+
+    from optuna.samplers import TPESampler
+    from optuna.trial import TrialState
+
+    from orchestrator.searchers.tpe import TPE
+
+    class PlainOptunaTPE(TPE):
+        def __init__(self, space, seed):
+            super().__init__(space, seed)
+            self._distributions = space.to_optuna()  # Optuna's own distribution objects
+            self._study = self._new_study()
+
+        def _sampler(self, seed):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return TPESampler(seed=seed, n_startup_trials=10, n_ei_candidates=24, multivariate=True,
+                                  constant_liar=True)
+
+        def _observe(self, record):
+            number = self._numbers.pop(record["trial_id"])
+            if record["value"] is None:
+                self._study.tell(number, state=TrialState.FAIL)
+            else:
+                self._study.tell(number, record["value"])
+
+    space = TSS_LIKE if space_name == "tss" else SearchSpace(
+        [Categorical("width", (8, 16, 32)), Float("lr", 1e-4, 1.0, log=True), Integer("layers", 1, 9)])
+    value = objective if space_name == "tss" else (lambda c: -abs(math.log10(c["lr"]) + 2) - abs(c["layers"] - 4))
+
+    def run(searcher) -> list:
+        log, pending = [], []
+        for i in range(90):  # three trials in flight, every fifth result a failure
+            pending.append((i, searcher.ask(i)))
+            if len(pending) == 3:
+                tid, cfg = pending.pop(0)
+                searcher.tell(tid, None if tid % 5 == 4 else value(cfg))
+            log.append(pending[-1][1])
+        return log + [searcher.best()]
+
+    assert run(make_searcher("tpe", space, 4)) == run(PlainOptunaTPE(space, 4))

@@ -34,7 +34,9 @@ class TPE(Searcher):
         }
         super().__init__(space, seed, max_trials=max_trials, knobs=knobs)
         self.knobs = knobs
-        self._distributions = space.to_optuna()
+        from .tpe_sampler import identical_fast
+
+        self._distributions = identical_fast(space.to_optuna())
         self._study = self._new_study()
         self._numbers: dict[Any, int] = {}  # pending trial id -> Optuna trial number
 
@@ -46,14 +48,15 @@ class TPE(Searcher):
         return optuna.create_study(direction="maximize", sampler=self._sampler(0))
 
     def _sampler(self, seed: int) -> Any:
-        from optuna.samplers import TPESampler
+        from .tpe_sampler import FixedSpaceTPESampler  # TPESampler, minus work our fixed space makes moot
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning for multivariate/constant_liar
-            return TPESampler(seed=seed, n_startup_trials=self.knobs["n_startup_trials"],
-                              n_ei_candidates=self.knobs["n_ei_candidates"],
-                              multivariate=self.knobs["multivariate"],
-                              constant_liar=self.knobs["constant_liar"])
+            return FixedSpaceTPESampler(self._distributions, seed=seed,
+                                        n_startup_trials=self.knobs["n_startup_trials"],
+                                        n_ei_candidates=self.knobs["n_ei_candidates"],
+                                        multivariate=self.knobs["multivariate"],
+                                        constant_liar=self.knobs["constant_liar"])
 
     def _propose(self, trial_id: Any) -> dict:
         # Reseeded from our Generator before every ask, the sampler's RNGs hold no state of
@@ -71,13 +74,17 @@ class TPE(Searcher):
         return self.space.validate(trial.params)
 
     def _observe(self, record: dict) -> None:
+        # Study.tell is this call plus a deep copy of the trial for its return value, which we do
+        # not read (a tenth of a TPE run's time; the function is the pinned Optuna 5.0's).
+        from optuna.study._tell import _tell_with_warning
         from optuna.trial import TrialState
 
         number = self._numbers.pop(record["trial_id"])
         if record["value"] is None:
-            self._study.tell(number, state=TrialState.FAIL)
+            _tell_with_warning(self._study, number, state=TrialState.FAIL)
         else:
-            self._study.tell(number, record["value"])
+            _tell_with_warning(self._study, number, record["value"])
+            self._study.sampler.completed = True
 
     def _load_extra_state(self, extra: dict) -> None:
         from optuna.trial import TrialState, create_trial
