@@ -338,15 +338,19 @@ class KDEModel(KDEGenerator):
         if all(isinstance(p, Categorical) and list(configspace[p.name].choices) == list(p.choices)
                for p in params):
             self._choices = [p.choices for p in params]
+        self._params = params
 
     # ----- results --------------------------------------------------------------------------
     def _vector(self, config: dict) -> np.ndarray:
         key = tuple(config[n] for n in self._names)
         array = self._arrays.get(key)
         if array is None:
-            import ConfigSpace
+            if self._choices is not None:  # ConfigSpace's vector of choices: their indices
+                array = np.array([p.index(v) for p, v in zip(self._params, key)], dtype=np.float64)
+            else:
+                import ConfigSpace
 
-            array = ConfigSpace.Configuration(self.configspace, values=config).get_array().copy()
+                array = ConfigSpace.Configuration(self.configspace, values=config).get_array().copy()
             self._arrays[key] = array
         return array
 
