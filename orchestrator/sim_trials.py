@@ -38,6 +38,12 @@ or BOHB run are compared by one rule. A stopped trial's feedback is an early-epo
 than it would be at the end on nearly every learning curve, so this rule favours trials trained
 longer without forbidding a short one that truly led. ``incumbent="searcher"`` is live mode's
 ``best_trial`` rule: ``Searcher.best()``, the best value among the trials trained the most epochs.
+
+Speed: ``run_trials`` drives any ``SimScheduler`` through its hooks, one event per epoch. Our own
+ASHA (exactly ``schedulers.ASHA``) runs in ``orchestrator.sim_asha`` instead: the same decisions
+and rows, with a trial's epochs between two rungs skipped (ASHA decides only at its rungs) and
+the hooks it would answer trivially left out; the tests prove both loops identical, tie order
+included, and drive Ray's schedulers through this one.
 """
 
 from __future__ import annotations
@@ -48,64 +54,124 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.records import Event, Observation, to_suggestion
+from orchestrator.records import Observation, to_suggestion
+from orchestrator.schedulers.asha import ASHA
 from orchestrator.schedulers.base import CONTINUE, PAUSE, PAUSED, PENDING, RUNNING, STOP, TERMINATED
+from orchestrator.searchers.base import FIDELITY
 from spaces import UserError
+
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 
 
 class _Trial:
-    __slots__ = ("arch", "feedback", "cost", "epochs", "value")
+    __slots__ = ("tid", "arch", "feedback", "cost", "epochs", "value")
 
-    def __init__(self, arch: int, feedback: list[float] | None, cost: list[float] | None) -> None:
-        self.arch = arch
+    def __init__(self, tid: Any, arch: int, feedback: list[float] | None, cost: list[float] | None) -> None:
+        self.tid, self.arch = tid, arch
         self.feedback, self.cost = feedback, cost  # the drawn seed's curves (None: no seed)
         self.epochs = 0          # epochs trained so far
         self.value = np.nan      # feedback after the last of them (NaN: failed)
 
 
+class TrialSource:
+    """Creates the trials of one run as a loop needs them: asks the searcher (timed into the
+    rows' searcher column) for trial ids "0", "1", ..., and draws each one's training seed.
+
+    ``next(now)`` returns a new trial, or None: when the searcher is finished (``finished``),
+    the run's trial or time limit is reached (nothing is asked then), or the searcher answered
+    None (``answered_none``: nothing until a result comes back; it is asked again next time).
+    """
+
+    __slots__ = ("table", "ask", "marker", "rows", "rng", "arch_of", "limit_s", "limit_n",
+                 "past_budget", "created", "finished", "answered_none")
+
+    def __init__(self, table, searcher, rows, rng: np.random.Generator, limit_s: float, limit_n: int,
+                 past_budget: bool) -> None:
+        self.table, self.ask, self.marker = table, searcher.ask, getattr(searcher, "FINISHED", None)
+        self.rows, self.rng, self.arch_of = rows, rng, rows.arch_of
+        self.limit_s, self.limit_n, self.past_budget = limit_s, limit_n, past_budget
+        self.created = 0
+        self.finished = False
+        self.answered_none = False
+
+    def next(self, now: float) -> _Trial | None:
+        if self.finished or self.created >= self.limit_n or not (now < self.limit_s or self.past_budget):
+            return None
+        tid = str(self.created)
+        rows = self.rows
+        t0 = time.perf_counter()
+        answer = self.ask(tid)
+        rows.searcher_s += time.perf_counter() - t0
+        if answer is None:
+            self.answered_none = True
+            return None
+        self.answered_none = False
+        if answer is self.marker or isinstance(answer, str):
+            self.finished = True
+            return None
+        # A scheduled trial trains to the scheduler's end whatever fidelity was asked for, so
+        # only the config matters (to_suggestion splits a fidelity key off, when there is one).
+        config = to_suggestion(tid, answer).config if FIDELITY in answer else answer
+        arch = self.arch_of(config)
+        table = self.table
+        s = table.draw_seed(arch, self.rng)
+        self.created += 1
+        # Python lists of the seed's two curves: cheaper to read epoch by epoch than the arrays.
+        if s is None:
+            return _Trial(tid, arch, None, None)
+        return _Trial(tid, arch, table.feedback[arch, s].tolist(), table.cost[arch, s].tolist())
+
+    def stuck(self, now: float) -> bool:
+        """Whether a searcher that proposed nothing (None) leaves a run with nothing to run."""
+        return not self.finished and self.created < self.limit_n and (now < self.limit_s or self.past_budget)
+
+
+def tell_ended(rows, trial: _Trial, now: float, past_budget: bool, limit_n: int) -> bool:
+    """Tell the searcher and record the row of an ended trial; True when the run ends there."""
+    if past_budget and rows.too_far(now):
+        return True
+    value = trial.value
+    ok = value == value
+    obs = _new_tuple(Observation, (trial.tid, value if ok else None, "ok" if ok else "error", trial.epochs or None))
+    return rows.tell(obs, trial.arch, now, trial.epochs) or len(rows) >= limit_n
+
+
+def nothing_proposed(searcher_name: str) -> UserError:
+    return UserError(f"searcher {searcher_name} proposed nothing while no trial was running; it cannot make "
+                     "progress")
+
+
 def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, workers: int,
-               limit_s: float, limit_n: int, past_budget: bool) -> dict[Any, _Trial]:
-    """Run the loop, appending rows to ``rows`` (``simulator._Trajectory``); returns the trials."""
-    feedback, cost, n_epochs = table.feedback, table.cost, table.num_epochs
-    ask, arch_of, draw_seed = searcher.ask, rows.arch_of, table.draw_seed
-    marker = getattr(searcher, "FINISHED", None)
+               limit_s: float, limit_n: int, past_budget: bool) -> None:
+    """Run the loop, appending rows to ``rows`` (``simulator._Trajectory``)."""
+    source = TrialSource(table, searcher, rows, rng, limit_s, limit_n, past_budget)
+    if type(scheduler) is ASHA:
+        from orchestrator.sim_asha import run_asha
+
+        return run_asha(source, scheduler, workers, type(searcher).__name__)
+    n_epochs = table.num_epochs
     status = scheduler.status
-    perf = time.perf_counter
     trials: dict[Any, _Trial] = {}
-    heap: list[Event] = []
+    heap: list[tuple] = []
     running = 0
-    created = 0
     pending: Any | None = None
-    finished = False
     now = 0.0
     seq = 0
 
     def create() -> Any | None:
-        """Ask the searcher for the next trial (PENDING), or None."""
-        nonlocal created, finished
-        if finished or created >= limit_n or not (now < limit_s or past_budget):
+        """Ask for the next trial and add it to the scheduler (PENDING); its id, or None."""
+        trial = source.next(now)
+        if trial is None:
             return None
-        tid = str(created)
-        t0 = perf()
-        answer = ask(tid)
-        rows.searcher_s += perf() - t0
-        if answer is None:
-            return None
-        if answer is marker or isinstance(answer, str):
-            finished = True
-            return None
-        suggestion = to_suggestion(tid, answer)
-        arch = arch_of(suggestion.config)
-        s = draw_seed(arch, rng)
-        # Python lists of the seed's two curves: cheaper to read epoch by epoch than the arrays.
-        trials[tid] = (_Trial(arch, None, None) if s is None
-                       else _Trial(arch, feedback[arch, s].tolist(), cost[arch, s].tolist()))
-        created += 1
+        tid = trial.tid
+        trials[tid] = trial
         status[tid] = PENDING
         scheduler.on_trial_add(tid)
         return tid
 
-    def train_next_epoch(tid: Any, trial: _Trial) -> None:
+    def train_next_epoch(trial: _Trial) -> None:
+        # The queue holds (time, seq, trial, epoch, value): seq is unique and increasing, so
+        # events at equal times come out in the order they were queued.
         nonlocal seq
         e = trial.epochs  # 0-based index of the epoch to train
         value = np.nan if trial.feedback is None else trial.feedback[e]
@@ -113,28 +179,24 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
         if value == value:
             c = trial.cost
             step = c[e] - c[e - 1] if e else c[0]
-        heapq.heappush(heap, Event(now + step, seq, tid, trial.arch, e + 1, value))
+        heapq.heappush(heap, (now + step, seq, trial, e + 1, value))
         seq += 1
 
-    def end(tid: Any) -> bool:
-        """Tell the searcher and record the row of an ended trial; True when the run ends."""
+    def end(trial: _Trial) -> bool:
+        """End a trial (RUNNING, or PAUSED and stopped); True when the run ends."""
         nonlocal running
-        trial = trials[tid]
+        tid = trial.tid
         if status[tid] == RUNNING:
             running -= 1
         status[tid] = TERMINATED
-        if past_budget and rows.too_far(now):
-            return True
-        ok = trial.value == trial.value
-        obs = Observation(tid, trial.value if ok else None, "ok" if ok else "error", trial.epochs or None)
-        return rows.tell(obs, trial.arch, now, trial.epochs) or len(rows) >= limit_n
+        return tell_ended(rows, trial, now, past_budget, limit_n)
 
     def end_stopped() -> bool:
         """End the trials the scheduler stopped during its last call, in its order."""
         if not scheduler.stopped:
             return False
         stopped, scheduler.stopped = scheduler.stopped, []
-        return any(end(t) for t in stopped)
+        return any(end(trials[t]) for t in stopped)
 
     while True:
         # Fill free workers with the scheduler's choice, keeping one trial pending (as Ray does).
@@ -151,42 +213,40 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
             status[tid] = RUNNING
             running += 1
             scheduler.on_trial_start(tid)
-            train_next_epoch(tid, trials[tid])
+            train_next_epoch(trials[tid])
         if pending is None and not asked_none:
             pending = create()
         if not heap:
-            if pending is None and not finished and created < limit_n and (now < limit_s or past_budget):
-                raise UserError(f"searcher {type(searcher).__name__} proposed nothing while no trial "
-                                "was running; it cannot make progress")
-            return trials
-        event = heapq.heappop(heap)
-        now = event.time
-        tid, trial = event.trial_id, trials[event.trial_id]
+            if pending is None and source.stuck(now):
+                raise nothing_proposed(type(searcher).__name__)
+            return None
+        now, _, trial, epoch, value = heapq.heappop(heap)
+        tid = trial.tid
         # Ray tells the searcher about trials the scheduler stopped inside its call before the
         # trial whose end caused the call: hence end_stopped() first, every time.
-        if event.value != event.value:  # no feedback for this epoch: the trial fails here
+        if value != value:  # no feedback for this epoch: the trial fails here
             trial.value = np.nan
             scheduler.on_trial_error(tid)
-            if end_stopped() or end(tid):
-                return trials
+            if end_stopped() or end(trial):
+                return None
             continue
-        trial.epochs, trial.value = event.epoch, event.value
-        if event.epoch >= n_epochs:  # the recipe's end: Ray's done=True, no decision asked
-            scheduler.on_trial_complete(tid, event.epoch, event.value)
-            if end_stopped() or end(tid):
-                return trials
+        trial.epochs, trial.value = epoch, value
+        if epoch >= n_epochs:  # the recipe's end: Ray's done=True, no decision asked
+            scheduler.on_trial_complete(tid, epoch, value)
+            if end_stopped() or end(trial):
+                return None
             continue
-        action = scheduler.on_trial_result(tid, event.epoch, event.value)
+        action = scheduler.on_trial_result(tid, epoch, value)
         if end_stopped():
-            return trials
+            return None
         if action == CONTINUE:
-            train_next_epoch(tid, trial)
+            train_next_epoch(trial)
         elif action == PAUSE:
             status[tid] = PAUSED
             running -= 1
         elif action == STOP:
-            scheduler.on_trial_complete(tid, event.epoch, event.value)
-            if end_stopped() or end(tid):
-                return trials
+            scheduler.on_trial_complete(tid, epoch, value)
+            if end_stopped() or end(trial):
+                return None
         else:  # pragma: no cover - a scheduler bug, not a user error
             raise ValueError(f"scheduler {scheduler.name} answered {action!r}")

@@ -31,6 +31,7 @@ from orchestrator.schedulers.brackets import (
     ray_total_work,
 )
 from orchestrator.searchers import make_searcher
+from orchestrator.sim_order import to_steps
 from orchestrator.simulator import Budget, run_search
 from sim_fixtures import synthetic_table
 from spaces import UserError
@@ -562,3 +563,130 @@ def test_past_budget_goes_on_until_the_value_at_the_budget_is_final():
                        scheduler="asha")
     n = min(len(plain["event"]), len(t["event"])) - 1
     np.testing.assert_array_equal(plain["arch_index"][:n], t["arch_index"][:n])  # same run up to there
+
+
+# ----- ASHA's own loop (orchestrator.sim_asha) against the per-epoch loop and Ray -------------
+class _HookedASHA(ASHA):
+    """Our ASHA, but not exactly the ASHA type: the simulator then drives it through its hooks,
+    epoch by epoch (``sim_trials.run_trials``) instead of ASHA's own loop, which skips epochs."""
+
+
+class _Hungry:
+    """A searcher that answers None while ``limit`` of its trials are unfinished, and on every
+    ``every``-th call: the per-epoch loop then asks again after every epoch."""
+
+    def __init__(self, inner, limit, every):
+        self.inner, self.limit, self.every, self.out, self.calls = inner, limit, every, set(), 0
+
+    def ask(self, trial_id):
+        self.calls += 1
+        if len(self.out) >= self.limit or (self.every and self.calls % self.every == 0):
+            return None
+        answer = self.inner.ask(trial_id)
+        if isinstance(answer, dict):
+            self.out.add(trial_id)
+        return answer
+
+    def tell(self, trial_id, *args):
+        self.out.discard(trial_id)
+        self.inner.tell(trial_id, *args)
+
+    def best(self):
+        return self.inner.best()
+
+
+def _negative_steps_table(gaps=False):
+    """Epochs whose time cost falls (a missing time is charged nothing, so the mean validation
+    time can drop): the skipping loop must go on epoch by epoch from the first one it meets."""
+    table = synthetic_table()
+    table.train_time[::3, :, 5] = 0.0
+    table.eval_time[::3, :, 5] = 0.0
+    table.train_time[1::4, :, 0] = 0.0
+    table.eval_time[1::4, :, 0] = 0.0
+    if gaps:
+        table.feedback[::7, :, 4] = np.nan
+        table.feedback[1::9, :, 0] = np.nan
+    table.__post_init__()
+    assert (np.diff(table.cost, axis=2) < 0).any()
+    return table
+
+
+NEGATIVE = _negative_steps_table()
+
+
+def _asha_runs(table, *, workers, knobs=(12, 1, 3), searcher="random", seed=0, hungry=None,
+               classes=(ASHA, _HookedASHA), budget=Budget(seconds=2500)):
+    """(trajectory, rung states, searcher calls) of one run per scheduler class."""
+    runs = []
+    for cls in classes:
+        sched = cls(*knobs)
+        s = make_searcher(searcher, table.space.hparams, seed)
+        if hungry is not None:
+            s = _Hungry(s, *hungry)
+        traj = run_search(table, s, budget, workers=workers, seed=seed, scheduler=sched)
+        rungs = [(r.milestone, sorted(r.seen), list(r.sorted)) for r in sched._rungs]
+        runs.append((traj, rungs, getattr(s, "calls", None)))
+    return runs
+
+
+def _same_runs(runs):
+    (a, rungs_a, calls_a), (b, rungs_b, calls_b) = runs
+    for key in COLUMNS:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert rungs_a == rungs_b
+    assert calls_a == calls_b
+
+
+@pytest.mark.parametrize("table", [TABLE, TIED, GAPPY, ONE_SEED], ids=["smooth", "tied", "gappy", "one-seed"])
+@pytest.mark.parametrize("workers", [1, 4, 9])
+@pytest.mark.parametrize("knobs", [(12, 1, 3), (9, 1, 3), (12, 2, 2), (10, 3, 3), (12, 1, 4)])
+def test_ashas_own_loop_makes_the_per_epoch_loops_decisions(table, workers, knobs):
+    # Same rows, same values recorded at every rung, for searchers that learn from the order.
+    for searcher in ("random", "rea"):
+        _same_runs(_asha_runs(table, workers=workers, knobs=knobs, searcher=searcher))
+
+
+@pytest.mark.parametrize("table", [TABLE, TIED, GAPPY], ids=["smooth", "tied", "gappy"])
+def test_ashas_own_loop_makes_rays_decisions(table):
+    # Ray's AsyncHyperBandScheduler, driven epoch by epoch, against ASHA's skipping loop.
+    for workers in (1, 4, 9):
+        ray = RayBacked(_ray_scheduler("asha", 12, 1, 3), 12, "asha")
+        runs = []
+        for sched in (make_sim_scheduler("asha", max_t=12), ray):
+            assert (type(sched) is ASHA) == (sched is not ray)
+            s = make_searcher("rea", table.space.hparams, 1)
+            runs.append(run_search(table, s, Budget(seconds=2500), workers=workers, seed=1, scheduler=sched))
+        for key in COLUMNS:
+            np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=key)
+
+
+def test_ashas_own_loop_needs_the_per_epoch_order_of_simultaneous_events(monkeypatch):
+    # On tables whose architectures share epoch times, events tie all the time; taking them in
+    # the skipping loop's own queue order instead of the per-epoch loop's changes the runs.
+    import orchestrator.sim_asha as sim_asha
+
+    monkeypatch.setattr(sim_asha, "first_of_ties", lambda heap, event: event)
+    differ = 0
+    for table, workers in ((TIED, 4), (ONE_SEED, 9), (TABLE, 9)):
+        (a, *_), (b, *_) = _asha_runs(table, workers=workers, searcher="rea")
+        differ += not np.array_equal(a["arch_index"], b["arch_index"])
+    assert differ
+
+
+@pytest.mark.parametrize("table", [TIED, NEGATIVE, _negative_steps_table(gaps=True)],
+                         ids=["tied", "negative-steps", "negative-steps-gappy"])
+@pytest.mark.parametrize("hungry", [None, (3, 0), (2, 5), (100, 7)])
+def test_ashas_own_loop_goes_epoch_by_epoch_where_it_cannot_skip(table, hungry, monkeypatch):
+    # A searcher that answers None is asked again at every epoch by the per-epoch loop, and a
+    # falling time cost breaks the order argument: both turn the queue into the per-epoch one.
+    import orchestrator.sim_asha as sim_asha
+
+    turned = []
+    monkeypatch.setattr(sim_asha, "to_steps", lambda heap, current: turned.append(1) or to_steps(heap, current))
+    for workers in (1, 3, 9):
+        _same_runs(_asha_runs(table, workers=workers, knobs=(12, 1, 3), searcher="rea", hungry=hungry))
+        _same_runs(_asha_runs(table, workers=workers, knobs=(10, 3, 3), seed=1, hungry=hungry))
+    assert turned or (table is TIED and hungry is None)
+    if table is TIED and hungry is None:
+        assert not turned  # nothing there stops it from skipping
+

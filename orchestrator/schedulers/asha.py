@@ -26,12 +26,25 @@ from .brackets import asha_milestones
 
 
 class _Rung:
-    __slots__ = ("milestone", "seen", "sorted")
+    __slots__ = ("milestone", "q", "seen", "sorted")
 
-    def __init__(self, milestone: int) -> None:
+    def __init__(self, milestone: int, q: float) -> None:
         self.milestone = milestone
+        self.q = q                       # Ray's percentile, in percent
         self.seen: set = set()           # trials recorded here (Ray's ``recorded`` keys)
         self.sorted: list[float] = []    # their non-NaN values, ascending
+
+    def cut(self, tid: Any, value: float) -> bool:
+        """Record ``tid``'s ``value`` here; True when it is strictly below the cutoff of the
+        values recorded before it (``np.nanpercentile``; never for an empty or all-NaN rung or
+        a NaN value): ASHA's STOP."""
+        values = self.sorted
+        self.seen.add(tid)
+        if value != value:  # NaN is recorded by Ray but ignored by nanpercentile
+            return False
+        below = bool(values) and value < percentile(values, self.q)
+        bisect.insort(values, value)
+        return below
 
 
 class ASHA(SimScheduler):
@@ -41,8 +54,8 @@ class ASHA(SimScheduler):
         super().__init__(max_t)
         self.grace_period = grace_period
         self.reduction_factor = reduction_factor
-        self._rungs = [_Rung(m) for m in asha_milestones(max_t, grace_period, reduction_factor)]
-        self._q = (1 - 1 / reduction_factor) * 100  # Ray's percentile, in percent
+        q = (1 - 1 / reduction_factor) * 100  # Ray's percentile, in percent
+        self._rungs = [_Rung(m, q) for m in asha_milestones(max_t, grace_period, reduction_factor)]
 
     @property
     def knobs(self) -> dict:
@@ -53,6 +66,15 @@ class ASHA(SimScheduler):
     def milestones(self) -> list[int]:
         """The rungs in epochs, ascending."""
         return [r.milestone for r in reversed(self._rungs)]
+
+    def rungs_by_epoch(self, n_epochs: int) -> list[_Rung | None]:
+        """For epochs 0..n_epochs, the rung at that epoch or None (``Rung.cut`` decides there):
+        for a loop that shows ASHA only the results it decides on (``orchestrator.sim_asha``)."""
+        at: list[_Rung | None] = [None] * (n_epochs + 1)
+        for rung in self._rungs:
+            if rung.milestone <= n_epochs:
+                at[rung.milestone] = rung
+        return at
 
     def on_trial_result(self, tid: Any, epoch: int, value: float) -> str:
         if epoch >= self.max_t:
@@ -66,19 +88,8 @@ class ASHA(SimScheduler):
         for rung in self._rungs:  # highest milestone first
             if epoch < rung.milestone or tid in rung.seen:
                 continue
-            below = self._below_cutoff(rung.sorted, value)
-            rung.seen.add(tid)
-            if value == value:  # NaN is recorded by Ray but ignored by nanpercentile
-                bisect.insort(rung.sorted, value)
-            return STOP if below else CONTINUE
+            return STOP if rung.cut(tid, value) else CONTINUE
         return CONTINUE
-
-    def _below_cutoff(self, values: list[float], value: float) -> bool:
-        """``value < np.nanpercentile(recorded, q)``, False for an empty or all-NaN rung."""
-        n = len(values)
-        if n == 0 or value != value:
-            return False
-        return value < percentile(values, self._q)
 
 
 def percentile(ascending: list[float], q: float) -> float:

@@ -1,0 +1,134 @@
+"""ASHA's trial loop: ``sim_trials.run_trials`` for our own ASHA scheduler, with the same decisions
+and rows and far less work per trial.
+
+ASHA (``schedulers.asha``) decides only at its rungs: at any other epoch before its end it
+answers CONTINUE and changes nothing. Ray's controller, which ``run_trials`` plays, reports every
+epoch; this loop shows ASHA only the results it decides on.
+
+* A trial's next event is its next decision (a rung below max_t, or max_t where it ends), or
+  the first epoch the table lacks (the trial fails there) when that comes first. The epochs in
+  between are never queued: their cost increments are added to the event's time one by one, in
+  the per-epoch loop's order, so every time is the same float.
+* Events at equal times (frequent where architectures share epoch times) are taken in the
+  per-epoch loop's order, which ``sim_order`` recovers from the skipped epochs' times.
+* Hooks ASHA answers without deciding are not called: its choose_trial_to_run is the FIFO choice
+  of the one pending trial, and on_trial_add, on_trial_start and on_trial_error only keep that
+  choice. ``Rung.cut`` is the decision itself, the same method ASHA's hooks use.
+
+A skipped epoch is an event at which the per-epoch loop only queues the next epoch: its fill step
+does nothing there as long as a trial is pending or no trial would be asked for (searcher
+finished, trial or time budget reached). When that no longer holds (a searcher answered None:
+the per-epoch loop would ask it again at every epoch), or when an epoch's cost increment is
+negative (the order argument needs times that never go back), the loop turns its queue into the
+per-epoch loop's (``sim_order.to_steps``) and goes on epoch by epoch for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+from orchestrator.schedulers.asha import ASHA
+from orchestrator.schedulers.base import PENDING, RUNNING, TERMINATED
+from orchestrator.sim_order import first_of_ties, to_steps
+from orchestrator.sim_trials import TrialSource, nothing_proposed, tell_ended
+
+NAN = math.nan
+
+
+def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) -> None:
+    """One run of ``asha`` over ``workers`` simulated workers, trials from ``source``."""
+    rows, past_budget, limit_n = source.rows, source.past_budget, source.limit_n
+    status = asha.status
+    end = min(asha.max_t, source.table.num_epochs)  # ASHA stops every trial at max_t
+    rung_at = asha.rungs_by_epoch(end)
+    # The epoch of a trial's next decision once it has trained e epochs: a rung, or the end.
+    decision = [next(m for m in range(e + 1, end + 1) if m == end or rung_at[m] is not None)
+                for e in range(end)]
+    heap: list[tuple] = []
+    heappush, heappop = heapq.heappush, heapq.heappop
+    seq = 0
+    now = 0.0
+    running = 0
+    pending = None
+    current = None  # the event being handled (None: the first fill)
+    skipping = True
+
+    def queue(trial) -> None:
+        """Queue the trial's next event, training from now (one epoch once not skipping)."""
+        nonlocal seq, skipping
+        j = trial.epochs
+        fb = trial.feedback
+        if fb is None:  # no seed: it fails at its first epoch, uncharged
+            heappush(heap, (now + 0.0, seq, trial, 1, NAN, current, 0))
+            seq += 1
+            return
+        c = trial.cost
+        m = decision[j] if skipping else j + 1
+        t = now
+        for i in range(j, m):
+            if fb[i] != fb[i]:  # no feedback for epoch i + 1: the trial fails there, uncharged
+                heappush(heap, (t + 0.0, seq, trial, i + 1, NAN, current, j))
+                seq += 1
+                return
+            step = c[i] - c[i - 1] if i else c[0]
+            if not step >= 0.0 and skipping:
+                if i > j:  # stop before it: the event of epoch i queues this step itself
+                    heappush(heap, (t, seq, trial, i, fb[i - 1], current, j))
+                    seq += 1
+                    return
+                seq = to_steps(heap, current)
+                skipping = False
+                m = j + 1
+                t += step
+                break
+            t += step
+        heappush(heap, (t, seq, trial, m, fb[m - 1], current, j))
+        seq += 1
+
+    while True:
+        # Fill free workers with the pending trial (ASHA's FIFO choice), keeping one pending.
+        asked_none = False
+        while running < workers:
+            if pending is None and not asked_none:
+                pending = source.next(now)
+                asked_none = pending is None
+                if pending is not None:
+                    status[pending.tid] = PENDING
+            if pending is None:
+                break
+            trial, pending = pending, None
+            status[trial.tid] = RUNNING
+            running += 1
+            queue(trial)
+        if pending is None and not asked_none:
+            pending = source.next(now)
+            if pending is not None:
+                status[pending.tid] = PENDING
+        if skipping and pending is None and source.answered_none:
+            seq = to_steps(heap, current)  # the per-epoch loop asks again at every epoch now
+            skipping = False
+        if not heap:
+            if pending is None and source.stuck(now):
+                raise nothing_proposed(searcher_name)
+            return
+        ev = heappop(heap)
+        if skipping and heap and heap[0][0] == ev[0]:
+            ev = first_of_ties(heap, ev)
+        now, _, trial, epoch, value, _, _ = ev
+        current = ev
+        if value != value:  # a failure at this epoch: the trial ends with the epochs before it
+            trial.epochs, trial.value = epoch - 1, NAN
+        else:
+            trial.epochs, trial.value = epoch, value
+            rung = rung_at[epoch]
+            if epoch < end:
+                if rung is None or not rung.cut(trial.tid, value):
+                    queue(trial)  # CONTINUE
+                    continue
+            elif rung is not None:  # the end (STOP, or the recipe's last epoch): recorded only
+                rung.cut(trial.tid, value)
+        status[trial.tid] = TERMINATED
+        running -= 1
+        if tell_ended(rows, trial, now, past_budget, limit_n):
+            return
