@@ -15,6 +15,7 @@ of the config that was evaluated, even if the policy has moved since it was prop
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,19 @@ class Adam:
         b1, b2 = self.betas
         self.step_count += 1
         c1, c2 = 1 - b1 ** self.step_count, 1 - b2 ** self.step_count
+        root_c2 = math.sqrt(c2)  # the same number as np.sqrt(c2), without a ufunc call
         for p, g, m, v in zip(self.params, grads, self.m, self.v):
             m *= b1
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * g * g
-            p -= (self.lr / c1) * m / (np.sqrt(v) / np.sqrt(c2) + self.eps)
+            # p -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps), operation for operation, in place
+            denominator = np.sqrt(v)
+            denominator /= root_c2
+            denominator += self.eps
+            step = (self.lr / c1) * m
+            step /= denominator
+            p -= step
 
     def state_dict(self) -> dict:
         return {"step": self.step_count, "m": [a.tolist() for a in self.m],
