@@ -30,7 +30,7 @@ import math
 
 from orchestrator.schedulers.asha import ASHA
 from orchestrator.schedulers.base import PENDING, RUNNING, TERMINATED
-from orchestrator.sim_order import first_of_ties, to_steps
+from orchestrator.sim_order import EventOrder
 from orchestrator.sim_trials import TrialSource, nothing_proposed, tell_ended
 
 NAN = math.nan
@@ -40,11 +40,14 @@ def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) 
     """One run of ``asha`` over ``workers`` simulated workers, trials from ``source``."""
     rows, past_budget, limit_n = source.rows, source.past_budget, source.limit_n
     status = asha.status
-    end = min(asha.max_t, source.table.num_epochs)  # ASHA stops every trial at max_t
+    table = source.table
+    end = min(asha.max_t, table.num_epochs)  # ASHA stops every trial at max_t
     rung_at = asha.rungs_by_epoch(end)
     # The epoch of a trial's next decision once it has trained e epochs: a rung, or the end.
     decision = [next(m for m in range(e + 1, end + 1) if m == end or rung_at[m] is not None)
                 for e in range(end)]
+    order = EventOrder(table)
+    feedback, cost = table.feedback.item, table.cost.item  # (arch, seed, epoch) -> float
     heap: list[tuple] = []
     heappush, heappop = heapq.heappush, heapq.heappop
     seq = 0
@@ -54,36 +57,40 @@ def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) 
     current = None  # the event being handled (None: the first fill)
     skipping = True
 
-    def queue(trial) -> None:
-        """Queue the trial's next event, training from now (one epoch once not skipping)."""
+    def queue(trial: tuple, j: int) -> None:
+        """Queue the next event of ``trial`` (id, arch, seed), trained ``j`` epochs so far,
+        training from now (one epoch once not skipping)."""
         nonlocal seq, skipping
-        j = trial.epochs
-        fb = trial.feedback
-        if fb is None:  # no seed: it fails at its first epoch, uncharged
+        _, a, s = trial
+        if s is None:  # no seed: it fails at its first epoch, uncharged
             heappush(heap, (now + 0.0, seq, trial, 1, NAN, current, 0))
             seq += 1
             return
-        c = trial.cost
         m = decision[j] if skipping else j + 1
         t = now
+        before = cost(a, s, j - 1) if j else 0.0  # the time cost so far (sim_order.epoch_step's terms)
+        value = NAN
         for i in range(j, m):
-            if fb[i] != fb[i]:  # no feedback for epoch i + 1: the trial fails there, uncharged
+            value = feedback(a, s, i)
+            if value != value:  # no feedback for epoch i + 1: the trial fails there
                 heappush(heap, (t + 0.0, seq, trial, i + 1, NAN, current, j))
                 seq += 1
                 return
-            step = c[i] - c[i - 1] if i else c[0]
+            after = cost(a, s, i)
+            step = after - before if i else after
+            before = after
             if not step >= 0.0 and skipping:
                 if i > j:  # stop before it: the event of epoch i queues this step itself
-                    heappush(heap, (t, seq, trial, i, fb[i - 1], current, j))
+                    heappush(heap, (t, seq, trial, i, feedback(a, s, i - 1), current, j))
                     seq += 1
                     return
-                seq = to_steps(heap, current)
+                seq = order.to_steps(heap, current)
                 skipping = False
                 m = j + 1
                 t += step
                 break
             t += step
-        heappush(heap, (t, seq, trial, m, fb[m - 1], current, j))
+        heappush(heap, (t, seq, trial, m, value, current, j))  # value: the feedback at epoch m
         seq += 1
 
     while True:
@@ -94,19 +101,19 @@ def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) 
                 pending = source.next(now)
                 asked_none = pending is None
                 if pending is not None:
-                    status[pending.tid] = PENDING
+                    status[pending[0]] = PENDING
             if pending is None:
                 break
-            trial, pending = pending, None
-            status[trial.tid] = RUNNING
+            status[pending[0]] = RUNNING
             running += 1
-            queue(trial)
+            queue(pending, 0)
+            pending = None
         if pending is None and not asked_none:
             pending = source.next(now)
             if pending is not None:
-                status[pending.tid] = PENDING
+                status[pending[0]] = PENDING
         if skipping and pending is None and source.answered_none:
-            seq = to_steps(heap, current)  # the per-epoch loop asks again at every epoch now
+            seq = order.to_steps(heap, current)  # the per-epoch loop asks again at every epoch now
             skipping = False
         if not heap:
             if pending is None and source.stuck(now):
@@ -114,21 +121,21 @@ def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) 
             return
         ev = heappop(heap)
         if skipping and heap and heap[0][0] == ev[0]:
-            ev = first_of_ties(heap, ev)
+            ev = order.first_of_ties(heap, ev)
         now, _, trial, epoch, value, _, _ = ev
         current = ev
+        tid = trial[0]
         if value != value:  # a failure at this epoch: the trial ends with the epochs before it
-            trial.epochs, trial.value = epoch - 1, NAN
+            epoch -= 1
         else:
-            trial.epochs, trial.value = epoch, value
             rung = rung_at[epoch]
             if epoch < end:
-                if rung is None or not rung.cut(trial.tid, value):
-                    queue(trial)  # CONTINUE
+                if rung is None or not rung.cut(tid, value):
+                    queue(trial, epoch)  # CONTINUE
                     continue
             elif rung is not None:  # the end (STOP, or the recipe's last epoch): recorded only
-                rung.cut(trial.tid, value)
-        status[trial.tid] = TERMINATED
+                rung.cut(tid, value)
+        status[tid] = TERMINATED
         running -= 1
-        if tell_ended(rows, trial, now, past_budget, limit_n):
+        if tell_ended(rows, tid, trial[1], epoch, value, now, past_budget, limit_n):
             return

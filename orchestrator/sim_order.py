@@ -20,39 +20,120 @@ order so that every float is the same. With the walk above run over real and vir
 skipping loop handles its events in the per-epoch loop's order even where times tie, as they
 do all the time on tables whose architectures share epoch times.
 
-Queued events are tuples ``(time, seq, trial, epoch, value, root, start)``: ``trial`` has
-``feedback`` and ``cost`` (the drawn seed's curves as lists, None without a seed), ``seq`` is the
-skipping loop's push counter when the chain was queued (unique; among pushes made while one
-event is handled, their order), ``root`` the event tuple handled when the chain was queued (None
-for the root). ``to_steps`` turns such a queue into the per-epoch loop's own queue at the point
-reached, for the rest of a run that can no longer skip (negative steps, or a searcher that asks
-for results before it proposes again).
+Queued events are tuples ``(time, seq, trial, epoch, value, root, start)``: ``trial`` is the
+trial's ``(trial id, arch, seed position)`` (``sim_trials.TrialSource``), ``seq`` the skipping
+loop's push counter when the chain was queued (unique; among pushes made while one event is
+handled, their order), ``root`` the event tuple handled when the chain was queued (None for the
+root). Plain tuples of numbers and strings: the garbage collector stops tracking them, which
+matters since a run keeps every event its queue may still need to walk back to.
+``EventOrder(table).to_steps`` turns such a queue into the per-epoch loop's own queue at the
+point reached, for the rest of a run that can no longer skip (negative steps, or a searcher that
+asks for results before it proposes again).
 """
 
 from __future__ import annotations
 
 import functools
 import heapq
+from collections.abc import Callable
 
 TIME, SEQ, TRIAL, EPOCH, VALUE, ROOT, START = range(7)
+ARCH, SEED = 1, 2  # in a trial tuple, after its id
 
 
-def step_cost(cost: list[float], i: int) -> float:
-    """The time the per-epoch loop charges for 0-based epoch ``i``: the increment of the time
-    cost (``Task.cost``), so that a trial trained to ``e`` has cost ``cost[e - 1]``."""
-    return cost[i] - cost[i - 1] if i else cost[0]
+def epoch_step(cost: Callable[[int, int, int], float], arch: int, seed: int, i: int) -> float:
+    """What 0-based epoch ``i`` costs: the increment of NATS-Bench's time cost (``Task.cost``,
+    read with ``cost = task.cost.item``), so that a trial trained to ``e`` epochs has been
+    charged ``cost[e - 1]``. (The loops' hot paths compute the same difference inline.)"""
+    return cost(arch, seed, i) - cost(arch, seed, i - 1) if i else cost(arch, seed, 0)
 
 
-def _time(node: tuple) -> float:
-    ev, k = node
-    if k == ev[EPOCH]:
-        return ev[TIME]
-    root = ev[ROOT]
-    t = root[TIME] if root is not None else 0.0
-    cost = ev[TRIAL].cost
-    for i in range(ev[START], k):  # the chain's epochs before k, added in the per-epoch loop's order
-        t += step_cost(cost, i)
-    return t
+class EventOrder:
+    """The per-epoch loop's order over a skipping loop's events, on one table."""
+
+    def __init__(self, table) -> None:
+        self.feedback, self.cost = table.feedback.item, table.cost.item
+
+    def _time(self, node: tuple) -> float:
+        ev, k = node
+        if k == ev[EPOCH]:
+            return ev[TIME]
+        root = ev[ROOT]
+        t = root[TIME] if root is not None else 0.0
+        trial, cost = ev[TRIAL], self.cost
+        for i in range(ev[START], k):  # the chain's epochs up to k, in the per-epoch loop's order
+            t += epoch_step(cost, trial[ARCH], trial[SEED], i)
+        return t
+
+    def _node_precedes(self, na: tuple, nb: tuple) -> bool:
+        """Whether node ``na`` was handled before ``nb`` (distinct nodes at equal times)."""
+        while True:
+            pa, pb = _parent(na), _parent(nb)
+            if pa is None or pb is None:
+                if pa is None and pb is None:  # both queued by the root: in push order
+                    return na[0][SEQ] < nb[0][SEQ]
+                return pa is None  # queued by the root, before anything an event queued
+            if pa[0][TRIAL] is pb[0][TRIAL] and pa[1] == pb[1]:
+                # One parent; only a handled real event queues more than one event (a chain's
+                # virtual epoch queues just its successor), and those are chain heads: push order.
+                return na[0][SEQ] < nb[0][SEQ]
+            ta, tb = self._time(pa), self._time(pb)
+            if ta != tb:
+                return ta < tb
+            na, nb = pa, pb
+
+    def precedes(self, a: tuple, b: tuple) -> bool:
+        """Whether the per-epoch loop handles queued event ``a`` before ``b`` (distinct, same time)."""
+        return self._node_precedes((a, a[EPOCH]), (b, b[EPOCH]))
+
+    def first_of_ties(self, heap: list, ev: tuple) -> tuple:
+        """``ev`` was just popped and ``heap[0]`` has its time: pop every event at that time,
+        keep the one the per-epoch loop handles first and push the others back."""
+        tied = [ev]
+        t = ev[TIME]
+        while heap and heap[0][TIME] == t:
+            tied.append(heapq.heappop(heap))
+        first = tied[0]
+        for other in tied[1:]:
+            if self.precedes(other, first):
+                first = other
+        for other in tied:
+            if other is not first:
+                heapq.heappush(heap, other)
+        return first
+
+    def to_steps(self, heap: list, current: tuple | None) -> int:
+        """Rewrite a skipping loop's queue (in place) as the per-epoch loop's queue once
+        ``current`` (the event being handled; None: before the first) has been handled: every
+        chain is cut at its first epoch not handled yet, and seq is renumbered 0, 1, ... in
+        handling order, so that plain (time, seq) order is the per-epoch loop's from here on.
+        Returns the next seq to use."""
+        now = None if current is None else (current, current[EPOCH])
+        cut = []
+        for ev in heap:
+            for k in range(ev[START] + 1, ev[EPOCH] + 1):
+                node = (ev, k)
+                if k == ev[EPOCH] or now is None or not self._handled(node, now):
+                    break
+            if k != ev[EPOCH]:
+                trial = ev[TRIAL]
+                value = self.feedback(trial[ARCH], trial[SEED], k - 1)
+                ev = (self._time(node), ev[SEQ], trial, k, value, ev[ROOT], ev[START])
+            cut.append(ev)
+        cut.sort(key=functools.cmp_to_key(self._order))
+        heap[:] = [(ev[TIME], i, *ev[TRIAL:]) for i, ev in enumerate(cut)]  # sorted: a valid heap
+        return len(heap)
+
+    def _handled(self, node: tuple, now: tuple) -> bool:
+        t, tn = self._time(node), self._time(now)
+        return t < tn or (t == tn and self._node_precedes(node, now))
+
+    def _order(self, a: tuple, b: tuple) -> int:
+        if a is b:
+            return 0
+        if a[TIME] != b[TIME]:
+            return -1 if a[TIME] < b[TIME] else 1
+        return -1 if self.precedes(a, b) else 1
 
 
 def _parent(node: tuple) -> tuple | None:
@@ -61,76 +142,3 @@ def _parent(node: tuple) -> tuple | None:
         return ev, k - 1
     root = ev[ROOT]
     return None if root is None else (root, root[EPOCH])
-
-
-def _node_precedes(na: tuple, nb: tuple) -> bool:
-    """Whether node ``na`` was handled before ``nb`` (distinct nodes at equal times)."""
-    while True:
-        pa, pb = _parent(na), _parent(nb)
-        if pa is None or pb is None:
-            if pa is None and pb is None:  # both queued by the root: in push order
-                return na[0][SEQ] < nb[0][SEQ]
-            return pa is None  # queued by the root, before anything an event queued
-        if pa[0][TRIAL] is pb[0][TRIAL] and pa[1] == pb[1]:
-            # One parent; only a handled real event queues more than one event (a chain's own
-            # virtual epoch queues just its successor), and those are chain heads: push order.
-            return na[0][SEQ] < nb[0][SEQ]
-        ta, tb = _time(pa), _time(pb)
-        if ta != tb:
-            return ta < tb
-        na, nb = pa, pb
-
-
-def precedes(a: tuple, b: tuple) -> bool:
-    """Whether the per-epoch loop handles queued event ``a`` before ``b`` (distinct, same time)."""
-    return _node_precedes((a, a[EPOCH]), (b, b[EPOCH]))
-
-
-def first_of_ties(heap: list, ev: tuple) -> tuple:
-    """``ev`` was just popped and ``heap[0]`` has its time: pop every event at that time, keep
-    the one the per-epoch loop handles first and push the others back."""
-    tied = [ev]
-    t = ev[TIME]
-    while heap and heap[0][TIME] == t:
-        tied.append(heapq.heappop(heap))
-    first = tied[0]
-    for other in tied[1:]:
-        if precedes(other, first):
-            first = other
-    for other in tied:
-        if other is not first:
-            heapq.heappush(heap, other)
-    return first
-
-
-def _order(a: tuple, b: tuple) -> int:
-    if a is b:
-        return 0
-    if a[TIME] != b[TIME]:
-        return -1 if a[TIME] < b[TIME] else 1
-    return -1 if precedes(a, b) else 1
-
-
-def to_steps(heap: list, current: tuple | None) -> int:
-    """Rewrite a skipping loop's queue (in place) as the per-epoch loop's queue once ``current``
-    (the event being handled; None: before the first) has been handled: every chain is cut at
-    its first epoch not handled yet, and seq is renumbered 0, 1, ... in handling order, so that
-    plain (time, seq) order is the per-epoch loop's from here on. Returns the next seq to use."""
-    now = None if current is None else (current, current[EPOCH])
-    cut = []
-    for ev in heap:
-        for k in range(ev[START] + 1, ev[EPOCH] + 1):
-            node = (ev, k)
-            if k == ev[EPOCH] or now is None or not _handled(node, now):
-                break
-        if k != ev[EPOCH]:
-            ev = (_time(node), ev[SEQ], ev[TRIAL], k, ev[TRIAL].feedback[k - 1], ev[ROOT], ev[START])
-        cut.append(ev)
-    cut.sort(key=functools.cmp_to_key(_order))
-    heap[:] = [(ev[TIME], i, *ev[TRIAL:]) for i, ev in enumerate(cut)]  # sorted: a valid heap
-    return len(heap)
-
-
-def _handled(node: tuple, now: tuple) -> bool:
-    t, tn = _time(node), _time(now)
-    return t < tn or (t == tn and _node_precedes(node, now))

@@ -64,11 +64,13 @@ _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new
 
 
 class _Trial:
-    __slots__ = ("tid", "arch", "feedback", "cost", "epochs", "value")
+    """A trial of the per-epoch loop: its key ``(trial id, arch, seed position)`` from
+    ``TrialSource`` (seed None: the table has no seed for it) and how far it got."""
 
-    def __init__(self, tid: Any, arch: int, feedback: list[float] | None, cost: list[float] | None) -> None:
-        self.tid, self.arch = tid, arch
-        self.feedback, self.cost = feedback, cost  # the drawn seed's curves (None: no seed)
+    __slots__ = ("tid", "arch", "seed", "epochs", "value")
+
+    def __init__(self, key: tuple) -> None:
+        self.tid, self.arch, self.seed = key
         self.epochs = 0          # epochs trained so far
         self.value = np.nan      # feedback after the last of them (NaN: failed)
 
@@ -77,7 +79,9 @@ class TrialSource:
     """Creates the trials of one run as a loop needs them: asks the searcher (timed into the
     rows' searcher column) for trial ids "0", "1", ..., and draws each one's training seed.
 
-    ``next(now)`` returns a new trial, or None: when the searcher is finished (``finished``),
+    ``next(now)`` returns a new trial as ``(trial id, arch, seed position)`` (the seed None
+    where the table has none; the loops read the table cell by cell, ``ndarray.item``, so no
+    per-trial curves are built), or None: when the searcher is finished (``finished``),
     the run's trial or time limit is reached (nothing is asked then), or the searcher answered
     None (``answered_none``: nothing until a result comes back; it is asked again next time).
     """
@@ -94,7 +98,7 @@ class TrialSource:
         self.finished = False
         self.answered_none = False
 
-    def next(self, now: float) -> _Trial | None:
+    def next(self, now: float) -> tuple | None:
         if self.finished or self.created >= self.limit_n or not (now < self.limit_s or self.past_budget):
             return None
         tid = str(self.created)
@@ -114,26 +118,23 @@ class TrialSource:
         config = to_suggestion(tid, answer).config if FIDELITY in answer else answer
         arch = self.arch_of(config)
         table = self.table
-        s = table.draw_seed(arch, self.rng)
         self.created += 1
-        # Python lists of the seed's two curves: cheaper to read epoch by epoch than the arrays.
-        if s is None:
-            return _Trial(tid, arch, None, None)
-        return _Trial(tid, arch, table.feedback[arch, s].tolist(), table.cost[arch, s].tolist())
+        return tid, arch, table.draw_seed(arch, self.rng)
 
     def stuck(self, now: float) -> bool:
         """Whether a searcher that proposed nothing (None) leaves a run with nothing to run."""
         return not self.finished and self.created < self.limit_n and (now < self.limit_s or self.past_budget)
 
 
-def tell_ended(rows, trial: _Trial, now: float, past_budget: bool, limit_n: int) -> bool:
-    """Tell the searcher and record the row of an ended trial; True when the run ends there."""
+def tell_ended(rows, tid: Any, arch: int, epochs: int, value: float, now: float, past_budget: bool,
+               limit_n: int) -> bool:
+    """Tell the searcher and record the row of a trial that ended after ``epochs`` epochs with
+    ``value`` (NaN: failed); True when the run ends there."""
     if past_budget and rows.too_far(now):
         return True
-    value = trial.value
     ok = value == value
-    obs = _new_tuple(Observation, (trial.tid, value if ok else None, "ok" if ok else "error", trial.epochs or None))
-    return rows.tell(obs, trial.arch, now, trial.epochs) or len(rows) >= limit_n
+    obs = _new_tuple(Observation, (tid, value if ok else None, "ok" if ok else "error", epochs or None))
+    return rows.tell(obs, arch, now, epochs) or len(rows) >= limit_n
 
 
 def nothing_proposed(searcher_name: str) -> UserError:
@@ -150,9 +151,11 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
 
         return run_asha(source, scheduler, workers, type(searcher).__name__)
     n_epochs = table.num_epochs
+    feedback, cost = table.feedback.item, table.cost.item  # (arch, seed, epoch) -> float
     status = scheduler.status
     trials: dict[Any, _Trial] = {}
     heap: list[tuple] = []
+    heappush, heappop = heapq.heappush, heapq.heappop
     running = 0
     pending: Any | None = None
     now = 0.0
@@ -160,11 +163,11 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
 
     def create() -> Any | None:
         """Ask for the next trial and add it to the scheduler (PENDING); its id, or None."""
-        trial = source.next(now)
-        if trial is None:
+        key = source.next(now)
+        if key is None:
             return None
-        tid = trial.tid
-        trials[tid] = trial
+        tid = key[0]
+        trials[tid] = _Trial(key)
         status[tid] = PENDING
         scheduler.on_trial_add(tid)
         return tid
@@ -174,12 +177,12 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
         # events at equal times come out in the order they were queued.
         nonlocal seq
         e = trial.epochs  # 0-based index of the epoch to train
-        value = np.nan if trial.feedback is None else trial.feedback[e]
+        a, s = trial.arch, trial.seed
+        value = np.nan if s is None else feedback(a, s, e)
         step = 0.0
-        if value == value:
-            c = trial.cost
-            step = c[e] - c[e - 1] if e else c[0]
-        heapq.heappush(heap, (now + step, seq, trial, e + 1, value))
+        if value == value:  # sim_order.epoch_step, inline
+            step = cost(a, s, e) - cost(a, s, e - 1) if e else cost(a, s, 0)
+        heappush(heap, (now + step, seq, trial, e + 1, value))
         seq += 1
 
     def end(trial: _Trial) -> bool:
@@ -189,12 +192,10 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
         if status[tid] == RUNNING:
             running -= 1
         status[tid] = TERMINATED
-        return tell_ended(rows, trial, now, past_budget, limit_n)
+        return tell_ended(rows, tid, trial.arch, trial.epochs, trial.value, now, past_budget, limit_n)
 
     def end_stopped() -> bool:
-        """End the trials the scheduler stopped during its last call, in its order."""
-        if not scheduler.stopped:
-            return False
+        """End the trials the scheduler stopped during its last call (it has), in its order."""
         stopped, scheduler.stopped = scheduler.stopped, []
         return any(end(trials[t]) for t in stopped)
 
@@ -220,24 +221,24 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
             if pending is None and source.stuck(now):
                 raise nothing_proposed(type(searcher).__name__)
             return None
-        now, _, trial, epoch, value = heapq.heappop(heap)
+        now, _, trial, epoch, value = heappop(heap)
         tid = trial.tid
         # Ray tells the searcher about trials the scheduler stopped inside its call before the
         # trial whose end caused the call: hence end_stopped() first, every time.
         if value != value:  # no feedback for this epoch: the trial fails here
             trial.value = np.nan
             scheduler.on_trial_error(tid)
-            if end_stopped() or end(trial):
+            if (scheduler.stopped and end_stopped()) or end(trial):
                 return None
             continue
         trial.epochs, trial.value = epoch, value
         if epoch >= n_epochs:  # the recipe's end: Ray's done=True, no decision asked
             scheduler.on_trial_complete(tid, epoch, value)
-            if end_stopped() or end(trial):
+            if (scheduler.stopped and end_stopped()) or end(trial):
                 return None
             continue
         action = scheduler.on_trial_result(tid, epoch, value)
-        if end_stopped():
+        if scheduler.stopped and end_stopped():
             return None
         if action == CONTINUE:
             train_next_epoch(trial)
@@ -246,7 +247,7 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
             running -= 1
         elif action == STOP:
             scheduler.on_trial_complete(tid, epoch, value)
-            if end_stopped() or end(trial):
+            if (scheduler.stopped and end_stopped()) or end(trial):
                 return None
         else:  # pragma: no cover - a scheduler bug, not a user error
             raise ValueError(f"scheduler {scheduler.name} answered {action!r}")

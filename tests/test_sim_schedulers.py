@@ -31,7 +31,7 @@ from orchestrator.schedulers.brackets import (
     ray_total_work,
 )
 from orchestrator.searchers import make_searcher
-from orchestrator.sim_order import to_steps
+from orchestrator.sim_order import EventOrder
 from orchestrator.simulator import Budget, run_search
 from sim_fixtures import synthetic_table
 from spaces import UserError
@@ -663,9 +663,7 @@ def test_ashas_own_loop_makes_rays_decisions(table):
 def test_ashas_own_loop_needs_the_per_epoch_order_of_simultaneous_events(monkeypatch):
     # On tables whose architectures share epoch times, events tie all the time; taking them in
     # the skipping loop's own queue order instead of the per-epoch loop's changes the runs.
-    import orchestrator.sim_asha as sim_asha
-
-    monkeypatch.setattr(sim_asha, "first_of_ties", lambda heap, event: event)
+    monkeypatch.setattr(EventOrder, "first_of_ties", lambda self, heap, event: event)
     differ = 0
     for table, workers in ((TIED, 4), (ONE_SEED, 9), (TABLE, 9)):
         (a, *_), (b, *_) = _asha_runs(table, workers=workers, searcher="rea")
@@ -679,10 +677,10 @@ def test_ashas_own_loop_needs_the_per_epoch_order_of_simultaneous_events(monkeyp
 def test_ashas_own_loop_goes_epoch_by_epoch_where_it_cannot_skip(table, hungry, monkeypatch):
     # A searcher that answers None is asked again at every epoch by the per-epoch loop, and a
     # falling time cost breaks the order argument: both turn the queue into the per-epoch one.
-    import orchestrator.sim_asha as sim_asha
-
     turned = []
-    monkeypatch.setattr(sim_asha, "to_steps", lambda heap, current: turned.append(1) or to_steps(heap, current))
+    to_steps = EventOrder.to_steps
+    monkeypatch.setattr(EventOrder, "to_steps",
+                        lambda self, heap, current: turned.append(1) or to_steps(self, heap, current))
     for workers in (1, 3, 9):
         _same_runs(_asha_runs(table, workers=workers, knobs=(12, 1, 3), searcher="rea", hungry=hungry))
         _same_runs(_asha_runs(table, workers=workers, knobs=(10, 3, 3), seed=1, hungry=hungry))

@@ -40,42 +40,54 @@ from .brackets import Bracket, keep_best, ray_bracket, ray_num_brackets, ray_tot
 class _Bracket:
     """One bracket's live trials and its current rung (Ray's ``_Bracket``)."""
 
-    __slots__ = ("plan", "rung", "epoch", "value", "progress", "total_work", "resume", "halved")
+    __slots__ = ("plan", "rung", "budget", "size", "last_rung", "epoch", "value", "reached", "progress",
+                 "total_work", "resume", "halved")
 
     def __init__(self, plan: Bracket, total_work: int) -> None:
         self.plan = plan
-        self.rung = 0
         self.epoch: dict[Any, int] = {}      # live trial -> last epoch reported (0: none yet)
         self.value: dict[Any, float] = {}    # live trial -> its value there
         self.progress = 0                    # epochs reported by all trials, ever
         self.total_work = total_work
         self.resume: set = set()             # promoted trials to resume (Ray's trials_to_unpause)
         self.halved = False                  # Ray's is_being_processed
+        self.enter(0)
 
-    @property
-    def size(self) -> int:
-        return self.plan.sizes[self.rung]
+    def enter(self, rung: int) -> None:
+        """Move to ``rung``: its budget and size (kept as attributes: read after every epoch)."""
+        self.rung = rung
+        self.budget, self.size = self.plan.budgets[rung], self.plan.sizes[rung]
+        self.last_rung = rung == len(self.plan.budgets) - 1
+        self.reached = sum(e >= self.budget for e in self.epoch.values())  # live trials at the budget
 
-    @property
-    def budget(self) -> int:
-        return self.plan.budgets[self.rung]
+    def report(self, t: Any, epoch: int, value: float) -> None:
+        """A result of live trial ``t``."""
+        before = self.epoch[t]
+        self.progress += epoch - before
+        self.epoch[t], self.value[t] = epoch, value
+        if before < self.budget <= epoch:
+            self.reached += 1
 
-    @property
-    def last_rung(self) -> bool:
-        return self.rung == len(self.plan.budgets) - 1
+    def leave(self, t: Any) -> None:
+        """``t`` ends or is stopped: it is no longer live here."""
+        epoch = self.epoch.pop(t, None)
+        if epoch is not None:
+            self.value.pop(t, None)
+            if epoch >= self.budget:
+                self.reached -= 1
 
     def filled(self) -> bool:
         return len(self.epoch) == self.size
 
     def rung_done(self) -> bool:
-        r = self.budget
-        return all(e >= r for e in self.epoch.values())
+        """Every live trial has reached the rung's budget."""
+        return self.reached == len(self.epoch)
 
     def finished(self) -> bool:
-        return self.last_rung and self.rung_done()
+        return self.last_rung and self.reached == len(self.epoch)
 
     def completion(self) -> float:
-        if self.finished():
+        if self.last_rung and self.reached == len(self.epoch):
             return 1.0
         return min(self.progress / self.total_work, 1.0)
 
@@ -120,8 +132,7 @@ class HyperBand(SimScheduler):
     # ----- results ----------------------------------------------------------------------------
     def on_trial_result(self, tid: Any, epoch: int, value: float) -> str:
         bracket = self._of[tid]
-        bracket.progress += epoch - bracket.epoch[tid]
-        bracket.epoch[tid], bracket.value[tid] = epoch, value
+        bracket.report(tid, epoch, value)
         bracket.resume.discard(tid)
         if epoch < bracket.budget:
             return CONTINUE
@@ -138,7 +149,7 @@ class HyperBand(SimScheduler):
                     self._stop(bracket, t)
             return STOP
         bracket.halved = True
-        bracket.rung += 1
+        bracket.enter(bracket.rung + 1)
         good, bad = keep_best(list(bracket.epoch), bracket.value.__getitem__, bracket.size, ties="later")
         for t in bad:
             action = self._drop(bracket, t, current, action)
@@ -158,7 +169,7 @@ class HyperBand(SimScheduler):
             self._stop(bracket, t)
             return action
         if state == RUNNING and t == current:
-            _leave(bracket, t)
+            bracket.leave(t)
             return STOP
         raise UserError(f"internal error: HyperBand would stop trial {t} while it is {state}; "
                         "Ray's scheduler cannot be in this state either, please report it")
@@ -166,7 +177,7 @@ class HyperBand(SimScheduler):
     def _stop(self, bracket: _Bracket, t: Any) -> None:
         # Ray's controller.stop_trial on a paused trial: the scheduler's on_trial_remove runs
         # inside this call; the bracket is halving or finished, so that only removes the trial.
-        _leave(bracket, t)
+        bracket.leave(t)
         self.stopped.append(t)
 
     # ----- trials that end -------------------------------------------------------------------
@@ -175,7 +186,7 @@ class HyperBand(SimScheduler):
 
     def on_trial_remove(self, tid: Any) -> None:
         bracket = self._of[tid]
-        _leave(bracket, tid)
+        bracket.leave(tid)
         if not bracket.finished() and not bracket.halved:
             self._process(bracket, None)
 
@@ -199,8 +210,3 @@ class HyperBand(SimScheduler):
                         return t
             i += 1
         return None
-
-
-def _leave(bracket: _Bracket, t: Any) -> None:
-    bracket.epoch.pop(t, None)
-    bracket.value.pop(t, None)
