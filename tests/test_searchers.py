@@ -408,7 +408,7 @@ def test_vectorized_densities_equal_the_scalar_pdf_bit_for_bit(fix, vartypes):
     of the fast BOHB cannot differ from hpbandster's (an ulp would flip a near-tie)."""
     from statsmodels.nonparametric.kernel_density import KDEMultivariate
 
-    from orchestrator.searchers.bohb_kde import CategoricalKDE, ProductKernel
+    from orchestrator.searchers.bohb_density import CategoricalKDE, ProductKernel
 
     vartypes = np.array(vartypes)
     rng = np.random.default_rng(7)
@@ -437,7 +437,8 @@ def test_vectorized_densities_equal_the_scalar_pdf_bit_for_bit(fix, vartypes):
 def test_bandwidth_rule_and_legacy_draws_reproduce_their_originals():
     from statsmodels.nonparametric.kernel_density import KDEMultivariate
 
-    from orchestrator.searchers.bohb_kde import LegacyDraws, normal_reference_bandwidth
+    from orchestrator.searchers.bohb_density import normal_reference_bandwidth
+    from orchestrator.searchers.legacy_draws import LegacyDraws
 
     rng = np.random.default_rng(3)
     for n, d in [(7, 6), (300, 5), (2500, 3)]:
@@ -463,7 +464,7 @@ def _reference_generator(space: SearchSpace, fix: bool, **knobs):
 
     from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
 
-    from orchestrator.searchers.bohb_kde import FixedKDEGenerator
+    from orchestrator.searchers.bohb_reference import FixedKDEGenerator
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -484,7 +485,7 @@ def test_fast_kde_model_proposes_exactly_what_hpbandster_proposes(fix, space_nam
     knobs = dict(top_n_percent=15, num_samples=4, random_fraction=0.2, bandwidth_factor=3.0,
                  min_bandwidth=0.3)
     reference = _reference_generator(space, fix, **knobs)
-    fast = KDEModel(space, space.to_configspace(seed=0), categorical_kernel_fix=fix, **knobs)
+    fast = KDEModel(space, categorical_kernel_fix=fix, **knobs)
     rng = np.random.default_rng(11)
     model_based = 0
     for i in range(160):
@@ -581,3 +582,31 @@ def test_tpe_with_the_fixed_space_sampler_asks_what_plain_optuna_asks(space_name
         return log + [searcher.best()]
 
     assert run(make_searcher("tpe", space, 4)) == run(PlainOptunaTPE(space, 4))
+
+
+def test_kde_model_draws_configspaces_random_configs_without_configspace():
+    """For a space of choices the model never imports ConfigSpace: its dimension order (by name),
+    its choice order and its random configs must be ConfigSpace's own."""
+    import warnings
+
+    from ConfigSpace.util import deactivate_inactive_hyperparameters
+
+    from orchestrator.searchers.bohb_kde import KDEModel
+    from spaces import get_space
+
+    unsorted = SearchSpace([Categorical("zeta", (3, 1, 2)), Categorical("Alpha", ("x", "y")),
+                            Categorical("a10", (True, False)), Categorical("a2", (0.5,))])
+    for space in (TSS_LIKE, get_space("sss").hparams, unsorted):
+        cs = space.to_configspace(seed=0)
+        model = KDEModel(space, categorical_kernel_fix=True, top_n_percent=15, num_samples=4,
+                         random_fraction=0.0, bandwidth_factor=3.0, min_bandwidth=0.3)
+        assert model._names == list(cs.keys())
+        assert [list(cs[n].choices) for n in model._names] == [list(c) for c in model._choices]
+        for seed in (0, 1, 7, 2 ** 32 - 1):
+            cs.seed(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                expected = deactivate_inactive_hyperparameters(configuration=dict(cs.sample_configuration()),
+                                                               configuration_space=cs)
+            assert model._random_config(seed) == space.validate(dict(expected))
+        assert model._configspace is None and model._reference_generator is None  # never built

@@ -41,7 +41,8 @@ from spaces.errors import UserError
 from spaces.hparams import SearchSpace
 
 from .base import FIDELITY, Searcher, check_bool, check_float, check_int
-from .bohb_kde import CategoricalKDE, KDEModel
+from .bohb_density import CategoricalKDE
+from .bohb_kde import KDEModel
 
 __all__ = ["BOHB", "CategoricalKDE", "hyperband_budgets"]
 
@@ -88,7 +89,6 @@ class BOHB(Searcher):
         super().__init__(space, seed, max_trials=max_trials, knobs=knobs)
         self.knobs = knobs
         self.budgets = hyperband_budgets(min_fidelity, max_fidelity, knobs["eta"])
-        self._configspace = space.to_configspace(seed=0)
         self._generator = self._new_generator()
         self._brackets: list[dict] = []        # open brackets, oldest first
         self._n_brackets = 0                   # HyperBand iteration counter
@@ -97,7 +97,7 @@ class BOHB(Searcher):
 
     def _new_generator(self) -> KDEModel:
         return KDEModel(
-            self.space, self._configspace,
+            self.space,
             categorical_kernel_fix=self.knobs["categorical_kernel_fix"],
             top_n_percent=self.knobs["top_n_percent"], num_samples=self.knobs["num_samples"],
             random_fraction=self.knobs["random_fraction"],

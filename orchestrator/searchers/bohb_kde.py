@@ -5,19 +5,22 @@ the one with the lowest ratio of "bad" to "good" density. hpbandster does this o
 one dimension at a time in Python, calls each density once per candidate (each call a pass over
 every stored config), refits from a Python list of arrays after every result, and seeds numpy's
 global RNG and ConfigSpace around every call: a long search spends nearly all its time there and
-slows down as its history grows. ``KDEModel`` keeps hpbandster's state and settings (it subclasses
-hpbandster's generator) but:
+slows down as its history grows. ``KDEModel`` keeps hpbandster's state and settings but:
 
 * draws the candidates from a private ``RandomState`` seeded exactly as hpbandster seeds the
   global one, so it consumes the same random numbers in the same order;
 * evaluates all candidates' densities in one vectorized call (``ProductKernel``), with the same
   floating-point operations in the same order as the scalar ``pdf`` (so the same picks, bit for
   bit; a test pins this);
-* keeps the training data in growing arrays and fits the bandwidths with statsmodels' own rule.
+* keeps the training data in growing arrays and fits the bandwidths with statsmodels' own rule;
+* for a space of choices only, draws hpbandster's random configs (no model yet, or a
+  ``random_fraction`` pick) as ConfigSpace draws them, so that no hpbandster, ConfigSpace or
+  statsmodels module is imported at all.
 
-Whenever the fast path meets a case it does not reproduce (no model yet, a random pick, a failed
-candidate draw), it hands the call to hpbandster's ``get_config`` under the seeding of old, which
-is a deterministic function of the seed and the model, so the answer is the same either way.
+Whenever the fast path meets a case it does not reproduce (a failed candidate draw, no finite
+density, numeric dimensions), it hands the call to hpbandster's ``get_config``
+(``bohb_reference``) under the seeding of old, which is a deterministic function of the seed and
+the model, so the answer is the same either way.
 
 ``categorical_kernel_fix`` (see ``CategoricalKDE``) chooses the density: ours, or statsmodels'
 ``KDEMultivariate`` as hpbandster (and so NATS-Bench) published it.
@@ -29,16 +32,14 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
 
 from spaces.hparams import Categorical, SearchSpace
 
-# A pattern table indexes 2 ** (bits * dimensions) packed configs; past this, the plain product.
-_MAX_PATTERN_BITS = 20
+from .bohb_density import CategoricalKDE, ProductKernel, normal_reference_bandwidth, pattern_bits
+from .legacy_draws import LegacyDraws
 
 
 @contextmanager
@@ -57,183 +58,6 @@ def seeded_global_rng(seed: int) -> Iterator[None]:
             yield
     finally:
         np.random.set_state(saved)
-
-
-class CategoricalKDE:
-    """A product-kernel density with a proper kernel for unordered choices.
-
-    hpbandster fits statsmodels' ``KDEMultivariate``, whose Aitchison-Aitken kernel takes the
-    number of choices from the data it was fitted on: when the good configs all agree on a
-    choice (exactly when the model has learnt something) that number is 1 and every density
-    is NaN, so hpbandster silently falls back to a random config. Its bandwidth rule can also
-    exceed ``(c - 1) / c``, where the kernel starts to prefer the *other* choices. This density
-    uses the declared number of choices and caps the categorical bandwidth there; continuous
-    dimensions keep statsmodels' Gaussian kernel. It offers what hpbandster reads from a KDE:
-    ``data``, ``bw`` and ``pdf``.
-    """
-
-    def __init__(self, data: np.ndarray, bw: np.ndarray, vartypes: np.ndarray,
-                 min_bandwidth: float) -> None:
-        self.data = np.asarray(data, dtype=np.float64)
-        self.vartypes = np.asarray(vartypes)
-        self._categorical = self.vartypes > 0
-        levels = np.maximum(self.vartypes, 2).astype(np.float64)
-        cap = np.where(self._categorical, (levels - 1) / levels, np.inf)
-        self.bw = np.minimum(np.maximum(np.asarray(bw, dtype=np.float64), min_bandwidth), cap)
-        self._levels = levels
-
-    def pdf(self, x: Any) -> float:
-        """The density at one point (hpbandster's call; ``ProductKernel`` does many at once)."""
-        x = np.asarray(x, dtype=np.float64)
-        same = self.data == x
-        cat = np.where(same, 1.0 - self.bw, self.bw / (self._levels - 1))
-        u = (self.data - x) / self.bw
-        cont = np.exp(-0.5 * u * u) / (np.sqrt(2 * np.pi) * self.bw)
-        kernel = np.where(self._categorical, cat, cont)
-        return float(np.mean(np.prod(kernel, axis=1)))
-
-
-class FixedKDEGenerator(KDEGenerator):
-    """hpbandster's generator with its fitted densities replaced by ``CategoricalKDE``.
-
-    The reference implementation: what BOHB ran before ``KDEModel``, which tests pin it to.
-    """
-
-    def impute_conditional_data(self, array: np.ndarray) -> np.ndarray:
-        # hpbandster fills the NaNs of inactive conditional parameters row by row in Python on
-        # every model refit, which makes a long search quadratic in Python time. Rows without
-        # NaNs are left unchanged by that loop, so skipping it when there are none changes nothing.
-        if not np.isnan(array).any():
-            return array
-        return super().impute_conditional_data(array)
-
-    def new_result(self, job: Any, update_model: bool = True) -> None:
-        super().new_result(job, update_model)
-        models = self.kde_models.get(job.kwargs["budget"])
-        if models is not None and not isinstance(models["good"], CategoricalKDE):
-            for key, kde in models.items():
-                models[key] = CategoricalKDE(kde.data, kde.bw, self.vartypes, self.min_bandwidth)
-
-
-def pattern_bits(vartypes: np.ndarray) -> int | None:
-    """Bits per dimension of a packed config for ``ProductKernel``'s pattern table (None: no table).
-
-    Only a space of choices alone has one: each choice index gets enough bits for the widest
-    dimension, and the table has 2 ** (bits * dimensions) entries.
-    """
-    vartypes = np.asarray(vartypes)
-    if not (vartypes > 0).all():
-        return None
-    bits = max(1, (int(vartypes.max()) - 1).bit_length())
-    return bits if bits * len(vartypes) <= _MAX_PATTERN_BITS else None
-
-
-def pack(indices: np.ndarray, bits: int) -> np.ndarray:
-    """Rows of choice indices ([n, d], whole numbers) as one integer each, ``bits`` per dimension."""
-    return (np.asarray(indices).astype(np.int64) << (np.arange(indices.shape[-1]) * bits)).sum(axis=-1)
-
-
-@lru_cache(maxsize=8)
-def _match_table(bits: int, dims: int) -> np.ndarray:
-    """For every XOR of two packed configs, the bit mask of the dimensions where they agree."""
-    xor = np.arange(1 << (bits * dims), dtype=np.int64)
-    table = np.zeros(xor.size, dtype=np.int64)
-    for j in range(dims):
-        table |= (((xor >> (bits * j)) & ((1 << bits) - 1)) == 0).astype(np.int64) << j
-    # The smallest type that holds the masks keeps the table in cache (2**18 entries for tss).
-    return table.astype(np.uint8 if dims <= 8 else np.uint16 if dims <= 16 else np.int64)
-
-
-class ProductKernel:
-    """Densities of a fitted product-kernel KDE at many points in one call, bit for bit as its ``pdf``.
-
-    Both densities BOHB uses are a mean over the stored configs of a product over dimensions of
-    one kernel factor each; for an unordered choice the factor is one of two numbers (the point
-    agrees with the stored config or not). The vectorized form keeps every floating-point
-    operation of the scalar one, in the same order: the same factors, multiplied left to right
-    per stored config, then summed over the stored configs in their order (numpy's pairwise sum
-    along a contiguous row, as for the scalar's 1-D array). When every dimension is a choice, the
-    2**d possible products are computed once per fit and each (point, config) pair only looks its
-    product up through a table of agreement patterns, which is what makes the call cheap.
-    """
-
-    def __init__(self, data: np.ndarray, vartypes: np.ndarray, match: np.ndarray,
-                 mismatch: np.ndarray, continuous: str, bw: np.ndarray, mean: str,
-                 packed: np.ndarray | None = None) -> None:
-        self.data = data
-        self.categorical = np.asarray(vartypes) > 0
-        self.match, self.mismatch = match, mismatch  # factors of the categorical dimensions
-        self.continuous = continuous                 # "ours" or "statsmodels" (Gaussian form)
-        self.bw = bw
-        self.mean = mean                             # "ours" or "statsmodels" (normalisation)
-        self.n = data.shape[0]
-        self._cont_bw_product = np.prod(bw[~self.categorical])
-        self._bits = pattern_bits(vartypes)
-        if self._bits is not None and packed is None:
-            if np.all(data >= 0) and np.all(data < (1 << self._bits)) and np.all(data == np.floor(data)):
-                packed = pack(data, self._bits)
-            else:
-                self._bits = None  # not choice indices (cannot happen for ConfigSpace vectors)
-        if self._bits is not None:
-            dims = data.shape[1]
-            self._packed = packed
-            agree = (np.arange(1 << dims)[:, None] >> np.arange(dims)) & 1
-            self._table = self._normalise(np.prod(np.where(agree == 1, match, mismatch), axis=1))
-            self._patterns = _match_table(self._bits, dims)
-
-    @classmethod
-    def of(cls, kde: Any, vartypes: np.ndarray, packed: np.ndarray | None = None) -> ProductKernel:
-        """The vectorized form of a ``CategoricalKDE`` or of statsmodels' ``KDEMultivariate``
-        (``packed``: the data's rows as ``pack`` gives them, when the caller has them already)."""
-        categorical = np.asarray(vartypes) > 0
-        data = np.asarray(kde.data, dtype=np.float64)
-        bw = np.asarray(kde.bw, dtype=np.float64)
-        if isinstance(kde, CategoricalKDE):
-            return cls(data, vartypes, 1.0 - bw, bw / (kde._levels - 1), "ours", bw, "ours", packed)
-        # statsmodels' Aitchison-Aitken kernel: 1 - h where equal, else h / (c - 1) with c the
-        # number of distinct values in the fitted column (c = 1 gives inf or NaN, as there).
-        levels = np.array([np.unique(data[:, j]).size if c else 2 for j, c in enumerate(categorical)])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mismatch = np.ones(len(bw)) * bw / (levels - 1)
-        return cls(data, vartypes, 1.0 - bw, mismatch, "statsmodels", bw, "statsmodels", packed)
-
-    def _normalise(self, products: np.ndarray) -> np.ndarray:
-        # statsmodels divides each product by the product of the continuous bandwidths (1.0 when
-        # there are none: a no-op, kept for the same operations).
-        return products / self._cont_bw_product if self.mean == "statsmodels" else products
-
-    def _products(self, points: np.ndarray) -> np.ndarray:
-        """[points, configs] products of the kernel factors, normalised as the scalar pdf."""
-        if self._bits is not None:
-            whole = points.astype(np.int64)
-            if (whole == points).all() and whole.min() >= 0 and whole.max() < (1 << self._bits):
-                xor = self._packed[None, :] ^ pack(whole, self._bits)[:, None]
-                return self._table.take(self._patterns.take(xor))
-        kernel = np.empty((points.shape[0], self.n, self.data.shape[1]))
-        cat = self.categorical
-        if cat.any():
-            same = self.data[None, :, cat] == points[:, None, cat]
-            kernel[:, :, cat] = np.where(same, self.match[cat], self.mismatch[cat])
-        if not cat.all():
-            diff = self.data[None, :, ~cat] - points[:, None, ~cat]
-            h = self.bw[~cat]
-            if self.continuous == "ours":
-                u = diff / h
-                kernel[:, :, ~cat] = np.exp(-0.5 * u * u) / (np.sqrt(2 * np.pi) * h)
-            else:
-                kernel[:, :, ~cat] = (1.0 / np.sqrt(2 * np.pi)) * np.exp(-(diff ** 2) / (h ** 2 * 2.0))
-        return self._normalise(np.prod(kernel, axis=2))
-
-    def densities(self, points: Any) -> np.ndarray:
-        """The density at each row of ``points`` ([k, d]); equal to ``[kde.pdf(p) for p in points]``."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, self.data.shape[1])
-        with np.errstate(all="ignore"):
-            return np.add.reduce(self._products(points), axis=1) / self.n
-
-
-def normal_reference_bandwidth(data: np.ndarray) -> np.ndarray:
-    """statsmodels' ``normal_reference`` rule, written as statsmodels writes it (same numbers)."""
-    return 1.06 * np.std(data, axis=0) * data.shape[0] ** (-1.0 / (4 + data.shape[1]))
 
 
 class _Rows:
@@ -265,80 +89,73 @@ class _Rows:
         return self._shifts is not None
 
 
-class LegacyDraws:
-    """``RandomState.rand()`` and ``RandomState.randint(n)``, replayed from its raw 32-bit outputs.
-
-    numpy's legacy RandomState makes a double of two 32-bit outputs a, b as
-    ``((a >> 5) * 2**26 + (b >> 6)) / 2**53`` and an integer below n by masking one output to the
-    next power of two and drawing again while it is >= n. Reading the outputs in blocks and doing
-    that arithmetic in Python gives the same numbers several times faster than one call into
-    numpy per draw (a test pins it to RandomState). It reads ahead, so the RandomState must not
-    be used for anything else afterwards until it is seeded again.
-    """
-
-    _BLOCK = 256
-
-    def __init__(self, rs: np.random.RandomState) -> None:
-        self._bitgen = rs._bit_generator  # the MT19937 behind the RandomState
-        self._raw = self._bitgen.random_raw(self._BLOCK).tolist()
-        self._i = 0
-
-    def _next(self) -> int:
-        if self._i == len(self._raw):
-            self._raw = self._bitgen.random_raw(self._BLOCK).tolist()
-            self._i = 0
-        self._i += 1
-        return self._raw[self._i - 1]
-
-    def rand(self) -> float:
-        a = self._next() >> 5
-        return (a * 67108864.0 + (self._next() >> 6)) / 9007199254740992.0
-
-    def randint(self, n: int) -> int:
-        top = n - 1
-        if top == 0:
-            return 0  # numpy draws nothing for a single value
-        mask = (1 << top.bit_length()) - 1
-        value = self._next() & mask
-        while value > top:
-            value = self._next() & mask
-        return value
-
-
-class KDEModel(KDEGenerator):
+class KDEModel:
     """hpbandster's BOHB configuration generator with a fast ``sample`` and ``add_result``.
 
-    ``sample(budget, seed)`` returns what ``get_config(budget)`` returns after ``np.random.seed(seed)``
-    and ``configspace.seed(seed)`` (as a validated config in the space's order, and whether it
-    came from the model); ``add_result`` is ``new_result`` for one result.
+    ``sample(budget, seed)`` returns what hpbandster's ``get_config(budget)`` returns after
+    ``np.random.seed(seed)`` and ``configspace.seed(seed)`` (as a validated config in the space's
+    order, and whether the model proposed it); ``add_result`` is its ``new_result``. The state is
+    hpbandster's (``kde_models`` and its settings under the same names); the reference generator
+    (``bohb_reference``) is built only when a call needs it, and shares that state. For a space of
+    choices only nothing else is needed, so neither hpbandster nor ConfigSpace nor statsmodels is
+    imported (over a second of a process's start) unless ``categorical_kernel_fix`` is off.
     """
 
-    def __init__(self, space: SearchSpace, configspace: Any, *, categorical_kernel_fix: bool,
-                 **kwargs: Any) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            super().__init__(configspace, **kwargs)
+    def __init__(self, space: SearchSpace, *, categorical_kernel_fix: bool, top_n_percent: int,
+                 num_samples: int, random_fraction: float, bandwidth_factor: float, min_bandwidth: float,
+                 logger: Any = None) -> None:
         self.space = space
         self.categorical_kernel_fix = categorical_kernel_fix
+        self.top_n_percent, self.num_samples = top_n_percent, num_samples
+        self.random_fraction, self.bw_factor, self.min_bandwidth = random_fraction, bandwidth_factor, min_bandwidth
+        self.logger = logger
+        self.kde_models: dict[Any, dict[str, Any]] = {}
+        self._configspace = self._reference_generator = None
+        self._params = list(space)
+        self._choices = None
+        if all(isinstance(p, Categorical) for p in self._params):
+            # ConfigSpace orders unconditional dimensions by name and keeps each one's choices in
+            # their declared order (a test checks both), so its vectors are our choice indices.
+            self._params = sorted(self._params, key=lambda p: p.name)
+            self._choices = [p.choices for p in self._params]
+            self.vartypes = np.array([len(c) for c in self._choices], dtype=int)
+            self.kde_vartypes = "u" * len(self._params)
+            self.min_points_in_model = len(self._params) + 1  # hpbandster's default
+        else:
+            reference = self._reference
+            self._params = [space[n] for n in self.configspace.keys()]
+            self.vartypes, self.kde_vartypes = reference.vartypes, reference.kde_vartypes
+            self.min_points_in_model = reference.min_points_in_model
+        self._names = [p.name for p in self._params]  # ConfigSpace's dimension order
         self._rows: dict[Any, _Rows] = {}
         self._arrays: dict[tuple, np.ndarray] = {}   # config values -> ConfigSpace vector
         self._kernels: dict[Any, dict[str, tuple[Any, ProductKernel]]] = {}  # budget -> fitted
         self._rs = np.random.RandomState(0)           # reseeded per proposal (cheaper than a new one)
         self._bits = pattern_bits(self.vartypes)
         self._draw_setup: tuple | None = None          # (good KDE, keep probabilities, levels)
-        self._names = list(configspace.keys())        # ConfigSpace's dimension order
-        from ConfigSpace import CategoricalHyperparameter
 
-        # hpbandster rounds the vector entries of these (and only these) to whole indices.
-        self._rounded = [isinstance(configspace[n], CategoricalHyperparameter) for n in self._names]
-        params = [space[n] for n in self._names]
-        # Categorical dimensions map a vector index straight to the declared choice when
-        # ConfigSpace lists the same choices in the same order (it does for spaces.hparams').
-        self._choices = None
-        if all(isinstance(p, Categorical) and list(configspace[p.name].choices) == list(p.choices)
-               for p in params):
-            self._choices = [p.choices for p in params]
-        self._params = params
+    @property
+    def configspace(self) -> Any:
+        """The space as ConfigSpace sees it (built on first use: importing ConfigSpace is slow)."""
+        if self._configspace is None:
+            self._configspace = self.space.to_configspace(seed=0)
+        return self._configspace
+
+    @property
+    def _reference(self) -> Any:
+        """hpbandster's generator over the same state (``kde_models`` is this model's dict)."""
+        if self._reference_generator is None:
+            from .bohb_reference import FixedKDEGenerator, KDEGenerator
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                generator = (FixedKDEGenerator if self.categorical_kernel_fix else KDEGenerator)(
+                    self.configspace, top_n_percent=self.top_n_percent, num_samples=self.num_samples,
+                    random_fraction=self.random_fraction, bandwidth_factor=self.bw_factor,
+                    min_bandwidth=self.min_bandwidth, logger=self.logger)
+            generator.kde_models = self.kde_models
+            self._reference_generator = generator
+        return self._reference_generator
 
     # ----- results --------------------------------------------------------------------------
     def _vector(self, config: dict) -> np.ndarray:
@@ -377,7 +194,7 @@ class KDEModel(KDEGenerator):
         packed = {key: rows.packed[rows_of] if rows.has_packed else None for key, rows_of in parts.items()}
         if not rows.has_packed and (np.isnan(data["good"]).any() or np.isnan(data["bad"]).any()):
             with seeded_global_rng(seed):
-                data = {key: self.impute_conditional_data(data[key]) for key in ("good", "bad")}
+                data = {key: self._reference.impute_conditional_data(data[key]) for key in ("good", "bad")}
         if any(d.shape[0] <= d.shape[1] for d in data.values()):
             return
         fitted = {key: self._fit(data[key]) for key in ("bad", "good")}
@@ -413,13 +230,26 @@ class KDEModel(KDEGenerator):
 
     def sample(self, budget: Any, seed: int) -> tuple[dict, bool]:
         """(config, whether the model proposed it): ``get_config(budget)`` seeded with ``seed``."""
-        picked = self._sample_from_model(seed) if self.kde_models else None
+        if not self.kde_models:  # no model yet: hpbandster samples the space
+            picked = None if self._choices is None else (self._random_config(seed), False)
+        else:
+            picked = self._sample_from_model(seed)
         if picked is not None:
-            return picked, True
+            return picked
         with seeded_global_rng(seed):
             self.configspace.seed(seed)
-            raw, info = self.get_config(budget)
+            raw, info = self._reference.get_config(budget)
         return self.space.validate(dict(raw)), bool(info.get("model_based_pick"))
+
+    def _random_config(self, seed: int) -> dict:
+        """``configspace.sample_configuration()`` after ``configspace.seed(seed)``, for a space of
+        choices: ConfigSpace draws five candidate indices per dimension (dimensions in its order)
+        and keeps the first of each."""
+        rs = self._rs
+        rs.seed(seed)  # ConfigSpace's seed() makes a RandomState(seed): the same state
+        picks = {p.name: c[int(rs.randint(low=0, high=len(c), size=5, dtype=np.int64)[0])]
+                 for p, c in zip(self._params, self._choices)}
+        return {n: picks[n] for n in self.space.names}
 
     def _candidates(self, rs: np.random.RandomState, kde_good: Any) -> list[list]:
         """hpbandster's candidate draws, one RNG call for one RNG call."""
@@ -460,12 +290,12 @@ class KDEModel(KDEGenerator):
                         for m, k, t in zip(datum, keep, levels)])
         return out
 
-    def _sample_from_model(self, seed: int) -> dict | None:
-        """The model-based branch of ``get_config``, or None where that call would do otherwise."""
+    def _sample_from_model(self, seed: int) -> tuple[dict, bool] | None:
+        """``get_config`` with a model, or None where hpbandster's own code must answer."""
         rs = self._rs
         rs.seed(seed)  # the very state np.random.seed(seed) gives the global RNG
-        if rs.rand() < self.random_fraction:
-            return None  # a random config: hpbandster's own path draws it
+        if rs.rand() < self.random_fraction:  # a random config (ConfigSpace's RNG is its own)
+            return None if self._choices is None else (self._random_config(seed), False)
         budget = max(self.kde_models.keys())
         try:
             candidates = self._candidates(rs, self.kde_models[budget]["good"])
@@ -484,7 +314,8 @@ class KDEModel(KDEGenerator):
                 best, best_vector = val, vector
         if best_vector is None:
             return None
-        return self._config_of(best_vector)
+        config = self._config_of(best_vector)
+        return None if config is None else (config, True)
 
     def _config_of(self, vector: list) -> dict | None:
         if self._choices is not None:
@@ -493,7 +324,9 @@ class KDEModel(KDEGenerator):
         import ConfigSpace
         import ConfigSpace.util
 
-        vector = [int(np.rint(v)) if r else v for r, v in zip(self._rounded, vector)]
+        # hpbandster rounds the entries of categorical dimensions (and only those) to indices.
+        vector = [int(np.rint(v)) if isinstance(self.configspace[n], ConfigSpace.CategoricalHyperparameter)
+                  else v for n, v in zip(self._names, vector)]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
