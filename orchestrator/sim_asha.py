@@ -31,16 +31,16 @@ import math
 from orchestrator.schedulers.asha import ASHA
 from orchestrator.schedulers.base import PENDING, RUNNING, TERMINATED
 from orchestrator.sim_order import EventOrder
-from orchestrator.sim_trials import TrialSource, nothing_proposed, tell_ended
+from orchestrator.sim_trials import SearcherLink, nothing_proposed
 
 NAN = math.nan
 
 
-def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) -> None:
-    """One run of ``asha`` over ``workers`` simulated workers, trials from ``source``."""
-    rows, past_budget, limit_n = source.rows, source.past_budget, source.limit_n
+def run_asha(link: SearcherLink, asha: ASHA, workers: int, searcher_name: str) -> None:
+    """One run of ``asha`` over ``workers`` simulated workers, trials asked through ``link``."""
     status = asha.status
-    table = source.table
+    table = link.table
+    ask, tell = link.next, link.tell
     end = min(asha.max_t, table.num_epochs)  # ASHA stops every trial at max_t
     rung_at = asha.rungs_by_epoch(end)
     # The epoch of a trial's next decision once it has trained e epochs: a rung, or the end.
@@ -98,7 +98,7 @@ def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) 
         asked_none = False
         while running < workers:
             if pending is None and not asked_none:
-                pending = source.next(now)
+                pending = ask(now)
                 asked_none = pending is None
                 if pending is not None:
                     status[pending[0]] = PENDING
@@ -109,14 +109,14 @@ def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) 
             queue(pending, 0)
             pending = None
         if pending is None and not asked_none:
-            pending = source.next(now)
+            pending = ask(now)
             if pending is not None:
                 status[pending[0]] = PENDING
-        if skipping and pending is None and source.answered_none:
+        if skipping and pending is None and link.answered_none:
             seq = order.to_steps(heap, current)  # the per-epoch loop asks again at every epoch now
             skipping = False
         if not heap:
-            if pending is None and source.stuck(now):
+            if pending is None and link.stuck(now):
                 raise nothing_proposed(searcher_name)
             return
         ev = heappop(heap)
@@ -137,5 +137,5 @@ def run_asha(source: TrialSource, asha: ASHA, workers: int, searcher_name: str) 
                 rung.cut(tid, value)
         status[tid] = TERMINATED
         running -= 1
-        if tell_ended(rows, tid, trial[1], epoch, value, now, past_budget, limit_n):
+        if tell(tid, trial[1], epoch, value, now):
             return

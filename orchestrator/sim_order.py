@@ -21,7 +21,7 @@ skipping loop handles its events in the per-epoch loop's order even where times 
 do all the time on tables whose architectures share epoch times.
 
 Queued events are tuples ``(time, seq, trial, epoch, value, root, start)``: ``trial`` is the
-trial's ``(trial id, arch, seed position)`` (``sim_trials.TrialSource``), ``seq`` the skipping
+trial's ``(trial id, arch, seed position)`` (``sim_trials.SearcherLink``), ``seq`` the skipping
 loop's push counter when the chain was queued (unique; among pushes made while one event is
 handled, their order), ``root`` the event tuple handled when the chain was queued (None for the
 root). Plain tuples of numbers and strings: the garbage collector stops tracking them, which

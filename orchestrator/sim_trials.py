@@ -61,11 +61,12 @@ from orchestrator.searchers.base import FIDELITY
 from spaces import UserError
 
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
+_perf = time.perf_counter
 
 
 class _Trial:
     """A trial of the per-epoch loop: its key ``(trial id, arch, seed position)`` from
-    ``TrialSource`` (seed None: the table has no seed for it) and how far it got."""
+    ``SearcherLink`` (seed None: the table has no seed for it) and how far it got."""
 
     __slots__ = ("tid", "arch", "seed", "epochs", "value")
 
@@ -75,37 +76,39 @@ class _Trial:
         self.value = np.nan      # feedback after the last of them (NaN: failed)
 
 
-class TrialSource:
-    """Creates the trials of one run as a loop needs them: asks the searcher (timed into the
-    rows' searcher column) for trial ids "0", "1", ..., and draws each one's training seed.
+class SearcherLink:
+    """What a trial loop asks of the searcher and tells it, for one run.
 
-    ``next(now)`` returns a new trial as ``(trial id, arch, seed position)`` (the seed None
-    where the table has none; the loops read the table cell by cell, ``ndarray.item``, so no
-    per-trial curves are built), or None: when the searcher is finished (``finished``),
-    the run's trial or time limit is reached (nothing is asked then), or the searcher answered
-    None (``answered_none``: nothing until a result comes back; it is asked again next time).
+    ``next(now)`` asks (timed into the rows' searcher column) for trial id "0", "1", ... and
+    returns the new trial as ``(trial id, arch, seed position)``, the seed drawn as for an
+    evaluation (None where the table has none; the loops read the table cell by cell with
+    ``ndarray.item``, so no per-trial curves are built), or None: when the searcher is finished
+    (``finished``), the run's trial or time limit is reached (nothing is asked then), or the
+    searcher answered None (``answered_none``: nothing until a result comes back; it is asked
+    again next time). ``tell(...)`` tells it an ended trial and records its row.
     """
 
-    __slots__ = ("table", "ask", "marker", "rows", "rng", "arch_of", "limit_s", "limit_n",
-                 "past_budget", "created", "finished", "answered_none")
+    __slots__ = ("table", "ask", "marker", "rows", "rng", "arch_of", "draw_seed", "limit_s", "limit_n",
+                 "past_budget", "created", "told", "finished", "answered_none")
 
     def __init__(self, table, searcher, rows, rng: np.random.Generator, limit_s: float, limit_n: int,
                  past_budget: bool) -> None:
         self.table, self.ask, self.marker = table, searcher.ask, getattr(searcher, "FINISHED", None)
-        self.rows, self.rng, self.arch_of = rows, rng, rows.arch_of
+        self.rows, self.rng, self.arch_of, self.draw_seed = rows, rng, rows.arch_of, table.draw_seed
         self.limit_s, self.limit_n, self.past_budget = limit_s, limit_n, past_budget
         self.created = 0
+        self.told = 0  # rows recorded
         self.finished = False
         self.answered_none = False
 
     def next(self, now: float) -> tuple | None:
-        if self.finished or self.created >= self.limit_n or not (now < self.limit_s or self.past_budget):
+        created = self.created
+        if self.finished or created >= self.limit_n or not (now < self.limit_s or self.past_budget):
             return None
-        tid = str(self.created)
-        rows = self.rows
-        t0 = time.perf_counter()
+        tid = str(created)
+        t0 = _perf()
         answer = self.ask(tid)
-        rows.searcher_s += time.perf_counter() - t0
+        self.rows.searcher_s += _perf() - t0
         if answer is None:
             self.answered_none = True
             return None
@@ -115,26 +118,24 @@ class TrialSource:
             return None
         # A scheduled trial trains to the scheduler's end whatever fidelity was asked for, so
         # only the config matters (to_suggestion splits a fidelity key off, when there is one).
-        config = to_suggestion(tid, answer).config if FIDELITY in answer else answer
-        arch = self.arch_of(config)
-        table = self.table
-        self.created += 1
-        return tid, arch, table.draw_seed(arch, self.rng)
+        arch = self.arch_of(to_suggestion(tid, answer).config if FIDELITY in answer else answer)
+        self.created = created + 1
+        return tid, arch, self.draw_seed(arch, self.rng)
 
     def stuck(self, now: float) -> bool:
         """Whether a searcher that proposed nothing (None) leaves a run with nothing to run."""
         return not self.finished and self.created < self.limit_n and (now < self.limit_s or self.past_budget)
 
-
-def tell_ended(rows, tid: Any, arch: int, epochs: int, value: float, now: float, past_budget: bool,
-               limit_n: int) -> bool:
-    """Tell the searcher and record the row of a trial that ended after ``epochs`` epochs with
-    ``value`` (NaN: failed); True when the run ends there."""
-    if past_budget and rows.too_far(now):
-        return True
-    ok = value == value
-    obs = _new_tuple(Observation, (tid, value if ok else None, "ok" if ok else "error", epochs or None))
-    return rows.tell(obs, arch, now, epochs) or len(rows) >= limit_n
+    def tell(self, tid: Any, arch: int, epochs: int, value: float, now: float) -> bool:
+        """Tell the searcher and record the row of a trial that ended after ``epochs`` epochs
+        with ``value`` (NaN: failed); True when the run ends there."""
+        rows = self.rows
+        if self.past_budget and rows.too_far(now):
+            return True
+        ok = value == value
+        obs = _new_tuple(Observation, (tid, value if ok else None, "ok" if ok else "error", epochs or None))
+        self.told += 1
+        return rows.tell(obs, arch, now, epochs) or self.told >= self.limit_n
 
 
 def nothing_proposed(searcher_name: str) -> UserError:
@@ -145,11 +146,11 @@ def nothing_proposed(searcher_name: str) -> UserError:
 def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, workers: int,
                limit_s: float, limit_n: int, past_budget: bool) -> None:
     """Run the loop, appending rows to ``rows`` (``simulator._Trajectory``)."""
-    source = TrialSource(table, searcher, rows, rng, limit_s, limit_n, past_budget)
+    link = SearcherLink(table, searcher, rows, rng, limit_s, limit_n, past_budget)
     if type(scheduler) is ASHA:
         from orchestrator.sim_asha import run_asha
 
-        return run_asha(source, scheduler, workers, type(searcher).__name__)
+        return run_asha(link, scheduler, workers, type(searcher).__name__)
     n_epochs = table.num_epochs
     feedback, cost = table.feedback.item, table.cost.item  # (arch, seed, epoch) -> float
     status = scheduler.status
@@ -163,7 +164,7 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
 
     def create() -> Any | None:
         """Ask for the next trial and add it to the scheduler (PENDING); its id, or None."""
-        key = source.next(now)
+        key = link.next(now)
         if key is None:
             return None
         tid = key[0]
@@ -192,7 +193,7 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
         if status[tid] == RUNNING:
             running -= 1
         status[tid] = TERMINATED
-        return tell_ended(rows, tid, trial.arch, trial.epochs, trial.value, now, past_budget, limit_n)
+        return link.tell(tid, trial.arch, trial.epochs, trial.value, now)
 
     def end_stopped() -> bool:
         """End the trials the scheduler stopped during its last call (it has), in its order."""
@@ -218,7 +219,7 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
         if pending is None and not asked_none:
             pending = create()
         if not heap:
-            if pending is None and source.stuck(now):
+            if pending is None and link.stuck(now):
                 raise nothing_proposed(type(searcher).__name__)
             return None
         now, _, trial, epoch, value = heappop(heap)
