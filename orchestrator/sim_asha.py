@@ -130,11 +130,11 @@ def run_asha(link: SearcherLink, asha: ASHA, workers: int, searcher_name: str) -
         else:
             rung = rung_at[epoch]
             if epoch < end:
-                if rung is None or not rung.cut(tid, value):
+                if rung is None or not rung.cut(value):
                     queue(trial, epoch)  # CONTINUE
                     continue
             elif rung is not None:  # the end (STOP, or the recipe's last epoch): recorded only
-                rung.cut(tid, value)
+                rung.cut(value)
         status[tid] = TERMINATED
         running -= 1
         if tell(tid, trial[1], epoch, value, now):

@@ -616,7 +616,7 @@ NEGATIVE = _negative_steps_table()
 
 def _asha_runs(table, *, workers, knobs=(12, 1, 3), searcher="random", seed=0, hungry=None,
                classes=(ASHA, _HookedASHA), budget=Budget(seconds=2500)):
-    """(trajectory, rung states, searcher calls) of one run per scheduler class."""
+    """(trajectory, values recorded at each rung, searcher calls) of one run per scheduler class."""
     runs = []
     for cls in classes:
         sched = cls(*knobs)
@@ -624,7 +624,7 @@ def _asha_runs(table, *, workers, knobs=(12, 1, 3), searcher="random", seed=0, h
         if hungry is not None:
             s = _Hungry(s, *hungry)
         traj = run_search(table, s, budget, workers=workers, seed=seed, scheduler=sched)
-        rungs = [(r.milestone, sorted(r.seen), list(r.sorted)) for r in sched._rungs]
+        rungs = [(r.milestone, list(r.sorted)) for r in sched._rungs]
         runs.append((traj, rungs, getattr(s, "calls", None)))
     return runs
 
@@ -688,3 +688,32 @@ def test_ashas_own_loop_goes_epoch_by_epoch_where_it_cannot_skip(table, hungry, 
     if table is TIED and hungry is None:
         assert not turned  # nothing there stops it from skipping
 
+
+
+def test_the_interpolated_cutoff_stays_between_its_two_values():
+    # What lets Rung.cut decide a value below a or at least b without interpolating.
+    from orchestrator.schedulers.asha import interpolate
+
+    rng = np.random.default_rng(7)
+    for scale in (1.0, 100.0, 1e-3, 1e6):
+        a = np.sort(rng.normal(0, scale, size=(50000, 2)).astype(np.float32).astype(float), axis=1)
+        a[::7, 1] = a[::7, 0]  # ties
+        a[::11, 1] = np.nextafter(a[::11, 0], np.inf)  # neighbours
+        for (lo, hi), t in zip(a.tolist(), rng.random(len(a)).tolist()):
+            assert lo <= interpolate(lo, hi, t) <= hi
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice encountered:RuntimeWarning")
+def test_rung_cut_is_value_below_nanpercentile_of_the_values_before():
+    from orchestrator.schedulers.asha import _Rung
+
+    rng = random.Random(3)
+    for case in range(300):
+        q = rng.choice([50.0, (1 - 1 / 3) * 100, 75.0])
+        rung, before = _Rung(1, q), []
+        for _ in range(rng.randint(1, 60)):
+            value = rng.choice([float(rng.randint(0, 5)), float(np.float32(rng.uniform(0, 5))), float("nan")])
+            expected = bool(before) and value == value and value < np.nanpercentile(before, q)
+            assert rung.cut(value) == expected, (case, before, value)
+            before.append(value)
+        assert rung.sorted == sorted(v for v in before if v == v)

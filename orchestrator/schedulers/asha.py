@@ -13,6 +13,9 @@ a rung at ``max_t`` itself can be concerned, and a trial reaching it always stop
 Speed, not a different rule: each rung keeps its non-NaN values sorted (insertion by bisection),
 and the percentile is read off with numpy's own arithmetic (``percentile``; a test checks it
 against ``np.nanpercentile`` bit for bit, ties included), instead of one numpy call per result.
+The cutoff interpolates between two neighbouring recorded values ``a <= b`` and never leaves
+``[a, b]`` (a test checks that too), so a value below ``a`` or at least ``b`` is decided without
+interpolating (``Rung.cut``, the one decision both hook calls and ``orchestrator.sim_asha`` use).
 """
 
 from __future__ import annotations
@@ -26,23 +29,31 @@ from .brackets import asha_milestones
 
 
 class _Rung:
-    __slots__ = ("milestone", "q", "seen", "sorted")
+    __slots__ = ("milestone", "quantile", "seen", "sorted")
 
     def __init__(self, milestone: int, q: float) -> None:
         self.milestone = milestone
-        self.q = q                       # Ray's percentile, in percent
-        self.seen: set = set()           # trials recorded here (Ray's ``recorded`` keys)
-        self.sorted: list[float] = []    # their non-NaN values, ascending
+        self.quantile = q / 100          # Ray's percentile q as numpy uses it (q / 100)
+        self.seen: set = set()           # trials recorded here through the hooks (Ray's ``recorded``)
+        self.sorted: list[float] = []    # the non-NaN values recorded, ascending
 
-    def cut(self, tid: Any, value: float) -> bool:
-        """Record ``tid``'s ``value`` here; True when it is strictly below the cutoff of the
-        values recorded before it (``np.nanpercentile``; never for an empty or all-NaN rung or
-        a NaN value): ASHA's STOP."""
-        values = self.sorted
-        self.seen.add(tid)
-        if value != value:  # NaN is recorded by Ray but ignored by nanpercentile
+    def cut(self, value: float) -> bool:
+        """Record ``value`` here; True when it is strictly below the cutoff of the values
+        recorded before it (``np.nanpercentile``; never for an empty or all-NaN rung or a NaN
+        value, which is not kept: nanpercentile ignores it): ASHA's STOP."""
+        if value != value:
             return False
-        below = bool(values) and value < percentile(values, self.q)
+        values = self.sorted
+        n = len(values)
+        below = False
+        if n:
+            virtual = (n - 1) * self.quantile  # percentile()'s steps
+            lo = int(virtual)
+            if lo >= n - 1:
+                below = value < values[-1]
+            else:
+                a, b = values[lo], values[lo + 1]
+                below = value < a or (value < b and value < interpolate(a, b, virtual - lo))
         bisect.insort(values, value)
         return below
 
@@ -88,20 +99,25 @@ class ASHA(SimScheduler):
         for rung in self._rungs:  # highest milestone first
             if epoch < rung.milestone or tid in rung.seen:
                 continue
-            return STOP if rung.cut(tid, value) else CONTINUE
+            rung.seen.add(tid)
+            return STOP if rung.cut(value) else CONTINUE
         return CONTINUE
 
 
 def percentile(ascending: list[float], q: float) -> float:
     """``np.nanpercentile(ascending, q)`` (method "linear") for a sorted list without NaNs,
-    computed with numpy's own floating-point steps (virtual index ``(n - 1) * q / 100``, and its
-    two-sided linear interpolation), so the result is the same to the last bit."""
+    computed with numpy's own floating-point steps (virtual index ``(n - 1) * (q / 100)``, and
+    its two-sided linear interpolation), so the result is the same to the last bit."""
     n = len(ascending)
     virtual = (n - 1) * (q / 100)
     if virtual >= n - 1:
         return ascending[-1]
     lo = math.floor(virtual)
-    a, b = ascending[lo], ascending[lo + 1]
-    t = virtual - lo
+    return interpolate(ascending[lo], ascending[lo + 1], virtual - lo)
+
+
+def interpolate(a: float, b: float, t: float) -> float:
+    """numpy's linear interpolation between ``a <= b`` at ``t`` in [0, 1) (its ``_lerp``: from
+    the nearer end, so that the result stays within [a, b])."""
     diff = b - a
     return b - diff * (1 - t) if t >= 0.5 else a + diff * t
