@@ -1,9 +1,11 @@
 """Typed records where the orchestrator's modules meet: what a searcher proposes, what it is told,
 and what the simulator's event queue holds.
 
-They are NamedTuples: as cheap to build and compare as the bare tuples they replace (the
-simulator pushes one ``Event`` per simulated epoch or evaluation onto a heap, which orders them
-as tuples: by time, then by the unique sequence number), yet every field has a name.
+They are NamedTuples: compared as the bare tuples they replace (the simulator's plain loop pushes
+one ``Event`` per simulated evaluation onto a heap, which orders them as tuples: by time, then by
+the unique sequence number), yet every field has a name. The trial loops, which queue an event
+per epoch or rung, push bare tuples in the same order instead (a NamedTuple's Python-level
+``__new__`` costs ten times a tuple display there): ``sim_trials`` documents their fields.
 
 The searchers' own ``ask``/``tell`` API stays as it is (the Ray Tune adapter speaks it); callers
 convert at their boundary: ``to_suggestion(trial_id, searcher.ask(trial_id))`` and

@@ -57,13 +57,12 @@ def run_asha(link: SearcherLink, asha: ASHA, workers: int, searcher_name: str) -
     current = None  # the event being handled (None: the first fill)
     skipping = True
 
-    def queue(trial: tuple, j: int) -> None:
-        """Queue the next event of ``trial`` (id, arch, seed), trained ``j`` epochs so far,
-        training from now (one epoch once not skipping)."""
+    def queue(tid: str, a: int, s: int | None, j: int) -> None:
+        """Queue the next event of trial ``tid`` (arch ``a``, seed ``s``), trained ``j`` epochs
+        so far, training from now (one epoch once not skipping)."""
         nonlocal seq, skipping
-        _, a, s = trial
         if s is None:  # no seed: it fails at its first epoch, uncharged
-            heappush(heap, (now + 0.0, seq, trial, 1, NAN, current, 0))
+            heappush(heap, (now + 0.0, seq, tid, a, s, 1, NAN, current, 0))
             seq += 1
             return
         m = decision[j] if skipping else j + 1
@@ -73,7 +72,7 @@ def run_asha(link: SearcherLink, asha: ASHA, workers: int, searcher_name: str) -
         for i in range(j, m):
             value = feedback(a, s, i)
             if value != value:  # no feedback for epoch i + 1: the trial fails there
-                heappush(heap, (t + 0.0, seq, trial, i + 1, NAN, current, j))
+                heappush(heap, (t + 0.0, seq, tid, a, s, i + 1, NAN, current, j))
                 seq += 1
                 return
             after = cost(a, s, i)
@@ -81,7 +80,7 @@ def run_asha(link: SearcherLink, asha: ASHA, workers: int, searcher_name: str) -
             before = after
             if not step >= 0.0 and skipping:
                 if i > j:  # stop before it: the event of epoch i queues this step itself
-                    heappush(heap, (t, seq, trial, i, feedback(a, s, i - 1), current, j))
+                    heappush(heap, (t, seq, tid, a, s, i, feedback(a, s, i - 1), current, j))
                     seq += 1
                     return
                 seq = order.to_steps(heap, current)
@@ -90,7 +89,7 @@ def run_asha(link: SearcherLink, asha: ASHA, workers: int, searcher_name: str) -
                 t += step
                 break
             t += step
-        heappush(heap, (t, seq, trial, m, value, current, j))  # value: the feedback at epoch m
+        heappush(heap, (t, seq, tid, a, s, m, value, current, j))  # value: the feedback at epoch m
         seq += 1
 
     while True:
@@ -104,9 +103,10 @@ def run_asha(link: SearcherLink, asha: ASHA, workers: int, searcher_name: str) -
                     status[pending[0]] = PENDING
             if pending is None:
                 break
-            status[pending[0]] = RUNNING
+            tid, a, s = pending
+            status[tid] = RUNNING
             running += 1
-            queue(pending, 0)
+            queue(tid, a, s, 0)
             pending = None
         if pending is None and not asked_none:
             pending = ask(now)
@@ -122,20 +122,19 @@ def run_asha(link: SearcherLink, asha: ASHA, workers: int, searcher_name: str) -
         ev = heappop(heap)
         if skipping and heap and heap[0][0] == ev[0]:
             ev = order.first_of_ties(heap, ev)
-        now, _, trial, epoch, value, _, _ = ev
+        now, _, tid, a, s, epoch, value, _, _ = ev
         current = ev
-        tid = trial[0]
         if value != value:  # a failure at this epoch: the trial ends with the epochs before it
             epoch -= 1
         else:
             rung = rung_at[epoch]
             if epoch < end:
                 if rung is None or not rung.cut(value):
-                    queue(trial, epoch)  # CONTINUE
+                    queue(tid, a, s, epoch)  # CONTINUE
                     continue
             elif rung is not None:  # the end (STOP, or the recipe's last epoch): recorded only
                 rung.cut(value)
         status[tid] = TERMINATED
         running -= 1
-        if tell(tid, trial[1], epoch, value, now):
+        if tell(tid, a, epoch, value, now):
             return

@@ -20,12 +20,12 @@ order so that every float is the same. With the walk above run over real and vir
 skipping loop handles its events in the per-epoch loop's order even where times tie, as they
 do all the time on tables whose architectures share epoch times.
 
-Queued events are tuples ``(time, seq, trial, epoch, value, root, start)``: ``trial`` is the
-trial's ``(trial id, arch, seed position)`` (``sim_trials.SearcherLink``), ``seq`` the skipping
-loop's push counter when the chain was queued (unique; among pushes made while one event is
-handled, their order), ``root`` the event tuple handled when the chain was queued (None for the
-root). Plain tuples of numbers and strings: the garbage collector stops tracking them, which
-matters since a run keeps every event its queue may still need to walk back to.
+Queued events are tuples ``(time, seq, trial id, arch, seed, epoch, value, root, start)``: the
+trial (``sim_trials.SearcherLink``: its arch and seed position, None when the table has no seed),
+``seq`` the skipping loop's push counter when the chain was queued (unique; among pushes made
+while one event is handled, their order), ``root`` the event tuple handled when the chain was
+queued (None for the root). Plain tuples of numbers and strings: the garbage collector stops
+tracking them, which matters since a run keeps every event its queue may still walk back to.
 ``EventOrder(table).to_steps`` turns such a queue into the per-epoch loop's own queue at the
 point reached, for the rest of a run that can no longer skip (negative steps, or a searcher that
 asks for results before it proposes again).
@@ -37,8 +37,7 @@ import functools
 import heapq
 from collections.abc import Callable
 
-TIME, SEQ, TRIAL, EPOCH, VALUE, ROOT, START = range(7)
-ARCH, SEED = 1, 2  # in a trial tuple, after its id
+TIME, SEQ, TID, ARCH, SEED, EPOCH, VALUE, ROOT, START = range(9)
 
 
 def epoch_step(cost: Callable[[int, int, int], float], arch: int, seed: int, i: int) -> float:
@@ -60,9 +59,9 @@ class EventOrder:
             return ev[TIME]
         root = ev[ROOT]
         t = root[TIME] if root is not None else 0.0
-        trial, cost = ev[TRIAL], self.cost
+        arch, seed, cost = ev[ARCH], ev[SEED], self.cost
         for i in range(ev[START], k):  # the chain's epochs up to k, in the per-epoch loop's order
-            t += epoch_step(cost, trial[ARCH], trial[SEED], i)
+            t += epoch_step(cost, arch, seed, i)
         return t
 
     def _node_precedes(self, na: tuple, nb: tuple) -> bool:
@@ -73,7 +72,7 @@ class EventOrder:
                 if pa is None and pb is None:  # both queued by the root: in push order
                     return na[0][SEQ] < nb[0][SEQ]
                 return pa is None  # queued by the root, before anything an event queued
-            if pa[0][TRIAL] is pb[0][TRIAL] and pa[1] == pb[1]:
+            if pa[0][TID] == pb[0][TID] and pa[1] == pb[1]:
                 # One parent; only a handled real event queues more than one event (a chain's
                 # virtual epoch queues just its successor), and those are chain heads: push order.
                 return na[0][SEQ] < nb[0][SEQ]
@@ -116,12 +115,11 @@ class EventOrder:
                 if k == ev[EPOCH] or now is None or not self._handled(node, now):
                     break
             if k != ev[EPOCH]:
-                trial = ev[TRIAL]
-                value = self.feedback(trial[ARCH], trial[SEED], k - 1)
-                ev = (self._time(node), ev[SEQ], trial, k, value, ev[ROOT], ev[START])
+                value = self.feedback(ev[ARCH], ev[SEED], k - 1)
+                ev = (self._time(node), ev[SEQ], ev[TID], ev[ARCH], ev[SEED], k, value, ev[ROOT], ev[START])
             cut.append(ev)
         cut.sort(key=functools.cmp_to_key(self._order))
-        heap[:] = [(ev[TIME], i, *ev[TRIAL:]) for i, ev in enumerate(cut)]  # sorted: a valid heap
+        heap[:] = [(ev[TIME], i, *ev[TID:]) for i, ev in enumerate(cut)]  # sorted: a valid heap
         return len(heap)
 
     def _handled(self, node: tuple, now: tuple) -> bool:
