@@ -68,12 +68,13 @@ class _Trial:
     """A trial of the per-epoch loop: its key ``(trial id, arch, seed position)`` from
     ``SearcherLink`` (seed None: the table has no seed for it) and how far it got."""
 
-    __slots__ = ("tid", "arch", "seed", "epochs", "value")
+    __slots__ = ("tid", "arch", "seed", "epochs", "value", "spent")
 
     def __init__(self, key: tuple) -> None:
         self.tid, self.arch, self.seed = key
         self.epochs = 0          # epochs trained so far
         self.value = np.nan      # feedback after the last of them (NaN: failed)
+        self.spent = 0.0         # the time cost of those epochs (Task.cost), read from the table
 
 
 class SearcherLink:
@@ -157,6 +158,7 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
     trials: dict[Any, _Trial] = {}
     heap: list[tuple] = []
     heappush, heappop = heapq.heappush, heapq.heappop
+    on_result = scheduler.on_trial_result
     running = 0
     pending: Any | None = None
     now = 0.0
@@ -181,8 +183,10 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
         a, s = trial.arch, trial.seed
         value = np.nan if s is None else feedback(a, s, e)
         step = 0.0
-        if value == value:  # sim_order.epoch_step, inline
-            step = cost(a, s, e) - cost(a, s, e - 1) if e else cost(a, s, 0)
+        if value == value:  # sim_order.epoch_step, with cost(a, s, e - 1) kept from the last epoch
+            after = cost(a, s, e)
+            step = after - trial.spent if e else after
+            trial.spent = after
         heappush(heap, (now + step, seq, trial, e + 1, value))
         seq += 1
 
@@ -238,7 +242,7 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
             if (scheduler.stopped and end_stopped()) or end(trial):
                 return None
             continue
-        action = scheduler.on_trial_result(tid, epoch, value)
+        action = on_result(tid, epoch, value)
         if scheduler.stopped and end_stopped():
             return None
         if action == CONTINUE:

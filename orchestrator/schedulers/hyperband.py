@@ -133,7 +133,8 @@ class HyperBand(SimScheduler):
     def on_trial_result(self, tid: Any, epoch: int, value: float) -> str:
         bracket = self._of[tid]
         bracket.report(tid, epoch, value)
-        bracket.resume.discard(tid)
+        if bracket.resume:
+            bracket.resume.discard(tid)
         if epoch < bracket.budget:
             return CONTINUE
         return self._process(bracket, tid)
