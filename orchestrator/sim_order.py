@@ -107,12 +107,11 @@ class EventOrder:
         chain is cut at its first epoch not handled yet, and seq is renumbered 0, 1, ... in
         handling order, so that plain (time, seq) order is the per-epoch loop's from here on.
         Returns the next seq to use."""
-        now = None if current is None else (current, current[EPOCH])
         cut = []
         for ev in heap:
             for k in range(ev[START] + 1, ev[EPOCH] + 1):
                 node = (ev, k)
-                if k == ev[EPOCH] or now is None or not self._handled(node, now):
+                if k == ev[EPOCH] or not self.handled(node, current):
                     break
             if k != ev[EPOCH]:
                 value = self.feedback(ev[ARCH], ev[SEED], k - 1)
@@ -122,8 +121,13 @@ class EventOrder:
         heap[:] = [(ev[TIME], i, *ev[TID:]) for i, ev in enumerate(cut)]  # sorted: a valid heap
         return len(heap)
 
-    def _handled(self, node: tuple, now: tuple) -> bool:
-        t, tn = self._time(node), self._time(now)
+    def handled(self, node: tuple, current: tuple | None) -> bool:
+        """Whether the per-epoch loop has handled ``node`` (a chain's ``(event, epoch)``) by the
+        time it handles the event ``current`` (None: before the first)."""
+        if current is None:
+            return False
+        now = (current, current[EPOCH])
+        t, tn = self._time(node), current[TIME]
         return t < tn or (t == tn and self._node_precedes(node, now))
 
     def _order(self, a: tuple, b: tuple) -> int:

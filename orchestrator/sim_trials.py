@@ -39,15 +39,21 @@ than it would be at the end on nearly every learning curve, so this rule favours
 longer without forbidding a short one that truly led. ``incumbent="searcher"`` is live mode's
 ``best_trial`` rule: ``Searcher.best()``, the best value among the trials trained the most epochs.
 
-Speed: ``run_trials`` drives any ``SimScheduler`` through its hooks, one event per epoch. Our own
-ASHA (exactly ``schedulers.ASHA``) runs in ``orchestrator.sim_asha`` instead: the same decisions
-and rows, with a trial's epochs between two rungs skipped (ASHA decides only at its rungs) and
-the hooks it would answer trivially left out; the tests prove both loops identical, tie order
-included, and drive Ray's schedulers through this one.
+Speed, with the same decisions and rows. ``run_trials`` drives any ``SimScheduler`` through its
+hooks. It queues one event per epoch, except where the scheduler asks for a trial's next result
+later than the next epoch (``SimScheduler.next_result``; HyperBand: its bracket's budget): the
+epochs in between are skipped (their times summed into the next event's, one by one), the order
+of simultaneous events is the per-epoch loop's (``orchestrator.sim_order``), and the results the
+scheduler would have seen there are delivered in one call when it needs them (``settle``, before
+the trial's error or completion, at the run's end). Our own ASHA (exactly ``schedulers.ASHA``)
+runs in ``orchestrator.sim_asha``, which also leaves out the hooks ASHA answers trivially. The
+tests hold every skipping loop to the per-epoch one (rows and scheduler state), and drive Ray's
+schedulers epoch by epoch through this loop.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import time
 from typing import Any
@@ -56,8 +62,18 @@ import numpy as np
 
 from orchestrator.records import Observation, to_suggestion
 from orchestrator.schedulers.asha import ASHA
-from orchestrator.schedulers.base import CONTINUE, PAUSE, PAUSED, PENDING, RUNNING, STOP, TERMINATED
+from orchestrator.schedulers.base import (
+    CONTINUE,
+    PAUSE,
+    PAUSED,
+    PENDING,
+    RUNNING,
+    STOP,
+    TERMINATED,
+    SimScheduler,
+)
 from orchestrator.searchers.base import FIDELITY
+from orchestrator.sim_order import ARCH, EPOCH, SEED, START, TID, EventOrder
 from spaces import UserError
 
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
@@ -72,9 +88,9 @@ class _Trial:
 
     def __init__(self, key: tuple) -> None:
         self.tid, self.arch, self.seed = key
-        self.epochs = 0          # epochs trained so far
+        self.epochs = 0          # epochs trained so far (shown to the scheduler)
         self.value = np.nan      # feedback after the last of them (NaN: failed)
-        self.spent = 0.0         # the time cost of those epochs (Task.cost), read from the table
+        self.spent = 0.0         # the time cost (Task.cost) at its queued event's epoch
 
 
 class SearcherLink:
@@ -155,14 +171,23 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
     n_epochs = table.num_epochs
     feedback, cost = table.feedback.item, table.cost.item  # (arch, seed, epoch) -> float
     status = scheduler.status
+    on_result = scheduler.on_trial_result
+    # Epochs between the results a scheduler asks for (SimScheduler.next_result) are skipped:
+    # their times summed into the next event's, their order recovered by EventOrder, and the
+    # results the scheduler would have seen there delivered in one call when it needs them.
+    own = getattr(type(scheduler), "next_result", SimScheduler.next_result)
+    skipping = own is not SimScheduler.next_result
+    next_result = scheduler.next_result if skipping else None
+    order = EventOrder(table)
     trials: dict[Any, _Trial] = {}
+    inflight: dict[Any, tuple] = {}  # while skipping: trial -> (its queued event, its skipped epochs' times)
     heap: list[tuple] = []
     heappush, heappop = heapq.heappush, heapq.heappop
-    on_result = scheduler.on_trial_result
     running = 0
     pending: Any | None = None
     now = 0.0
     seq = 0
+    current = None  # the event being handled (None: the first fill)
 
     def create() -> Any | None:
         """Ask for the next trial and add it to the scheduler (PENDING); its id, or None."""
@@ -175,20 +200,91 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
         scheduler.on_trial_add(tid)
         return tid
 
-    def train_next_epoch(trial: _Trial) -> None:
-        # The queue holds (time, seq, trial, epoch, value): seq is unique and increasing, so
-        # events at equal times come out in the order they were queued.
+    def train(trial: _Trial) -> None:
+        """Queue the trial's next event, training from now: the next result the scheduler asks
+        for (the next epoch when not skipping), or the first epoch without feedback. The queue
+        holds sim_order's event tuples; seq is unique and increasing."""
         nonlocal seq
-        e = trial.epochs  # 0-based index of the epoch to train
-        a, s = trial.arch, trial.seed
-        value = np.nan if s is None else feedback(a, s, e)
-        step = 0.0
-        if value == value:  # sim_order.epoch_step, with cost(a, s, e - 1) kept from the last epoch
-            after = cost(a, s, e)
-            step = after - trial.spent if e else after
-            trial.spent = after
-        heappush(heap, (now + step, seq, trial, e + 1, value))
+        tid, a, s, j = trial.tid, trial.arch, trial.seed, trial.epochs
+        if s is None:  # no seed: it fails at its first epoch, uncharged
+            heappush(heap, (now + 0.0, seq, tid, a, s, 1, np.nan, current, 0))
+            seq += 1
+            return
+        m = min(max(next_result(tid, j), j + 1), n_epochs) if skipping else j + 1
+        if m == j + 1:  # one epoch, as the per-epoch loop trains it (sim_order.epoch_step)
+            value = feedback(a, s, j)
+            if value == value:
+                after = cost(a, s, j)
+                step = after - trial.spent if j else after
+                if not step >= 0.0 and skipping:
+                    to_steps()
+                trial.spent = after
+                ev = (now + step, seq, tid, a, s, j + 1, value, current, j)
+            else:  # no feedback for it: the trial fails there, uncharged
+                ev = (now + 0.0, seq, tid, a, s, j + 1, value, current, j)
+            heappush(heap, ev)
+            seq += 1
+            return
+        t = now
+        before = trial.spent
+        times = []
+        for i in range(j, m):
+            value = feedback(a, s, i)
+            if value != value:  # no feedback for epoch i + 1: the trial fails there, uncharged
+                ev = (t + 0.0, seq, tid, a, s, i + 1, value, current, j)
+                break
+            after = cost(a, s, i)
+            step = after - before if i else after
+            if not step >= 0.0:
+                if i > j:  # stop before it: the event of epoch i queues this step itself
+                    ev = (t, seq, tid, a, s, i, feedback(a, s, i - 1), current, j)
+                    break
+                to_steps()
+                ev = (t + step, seq, tid, a, s, j + 1, value, current, j)
+                before = after
+                break
+            before = after
+            t += step
+            if i + 1 < m:
+                times.append(t)
+        else:
+            ev = (t, seq, tid, a, s, m, value, current, j)
+        trial.spent = before  # the time cost at the event's epoch
+        heappush(heap, ev)
         seq += 1
+        if ev[EPOCH] > j + 1:
+            inflight[tid] = (ev, times)
+
+    def tell_skipped(trial: _Trial, h: int) -> None:
+        """Deliver the results the trial's skipped epochs up to ``h`` would have given, in one
+        (the scheduler promises the same state and a CONTINUE)."""
+        if h > trial.epochs:
+            trial.epochs, trial.value = h, feedback(trial.arch, trial.seed, h - 1)
+            action = on_result(trial.tid, h, trial.value)
+            if action != CONTINUE:  # pragma: no cover - a scheduler breaking next_result's promise
+                raise ValueError(f"scheduler {scheduler.name} answered {action!r} before the epoch it asked for")
+
+    def catch_up() -> None:
+        """Bring the scheduler to the per-epoch loop's state: the skipped epochs of running
+        trials handled by now (``current`` included) delivered as results."""
+        for tid, (ev, times) in inflight.items():
+            k = bisect.bisect_left(times, now)
+            first = ev[START] + 1
+            while k < len(times) and times[k] == now and order.handled((ev, first + k), current):
+                k += 1
+            tell_skipped(trials[tid], ev[START] + k)
+
+    def to_steps() -> None:
+        """Go on epoch by epoch (see sim_asha): the scheduler and the queue brought to the
+        per-epoch loop's state."""
+        nonlocal seq, skipping
+        catch_up()
+        inflight.clear()
+        seq = order.to_steps(heap, current)
+        skipping = False
+        for ev in heap:  # cut chains: the time cost at their new epochs
+            if ev[SEED] is not None:
+                trials[ev[TID]].spent = cost(ev[ARCH], ev[SEED], ev[EPOCH] - 1)
 
     def end(trial: _Trial) -> bool:
         """End a trial (RUNNING, or PAUSED and stopped); True when the run ends."""
@@ -204,55 +300,76 @@ def run_trials(table, searcher, scheduler, rows, rng: np.random.Generator, worke
         stopped, scheduler.stopped = scheduler.stopped, []
         return any(end(trials[t]) for t in stopped)
 
-    while True:
-        # Fill free workers with the scheduler's choice, keeping one trial pending (as Ray does).
-        asked_none = False
-        while running < workers:
+    def loop() -> None:
+        nonlocal running, pending, now, current
+        while True:
+            # Fill free workers with the scheduler's choice, keeping one trial pending (as Ray does).
+            asked_none = False
+            while running < workers:
+                if pending is None and not asked_none:
+                    pending = create()
+                    asked_none = pending is None
+                tid = scheduler.choose_trial_to_run()
+                if tid is None:
+                    break
+                if tid == pending:
+                    pending = None
+                status[tid] = RUNNING
+                running += 1
+                scheduler.on_trial_start(tid)
+                train(trials[tid])
             if pending is None and not asked_none:
                 pending = create()
-                asked_none = pending is None
-            tid = scheduler.choose_trial_to_run()
-            if tid is None:
-                break
-            if tid == pending:
-                pending = None
-            status[tid] = RUNNING
-            running += 1
-            scheduler.on_trial_start(tid)
-            train_next_epoch(trials[tid])
-        if pending is None and not asked_none:
-            pending = create()
-        if not heap:
-            if pending is None and link.stuck(now):
-                raise nothing_proposed(type(searcher).__name__)
-            return None
-        now, _, trial, epoch, value = heappop(heap)
-        tid = trial.tid
-        # Ray tells the searcher about trials the scheduler stopped inside its call before the
-        # trial whose end caused the call: hence end_stopped() first, every time.
-        if value != value:  # no feedback for this epoch: the trial fails here
-            trial.value = np.nan
-            scheduler.on_trial_error(tid)
-            if (scheduler.stopped and end_stopped()) or end(trial):
+            if skipping and pending is None and link.answered_none:
+                to_steps()  # the per-epoch loop asks again after every epoch now
+            if not heap:
+                if pending is None and link.stuck(now):
+                    raise nothing_proposed(type(searcher).__name__)
                 return None
-            continue
-        trial.epochs, trial.value = epoch, value
-        if epoch >= n_epochs:  # the recipe's end: Ray's done=True, no decision asked
-            scheduler.on_trial_complete(tid, epoch, value)
-            if (scheduler.stopped and end_stopped()) or end(trial):
+            ev = heappop(heap)
+            if skipping and heap and heap[0][0] == ev[0]:
+                ev = order.first_of_ties(heap, ev)
+            now, _, tid, _, _, epoch, value, _, _ = current = ev
+            trial = trials[tid]
+            if skipping:
+                inflight.pop(tid, None)
+            # Ray tells the searcher about trials the scheduler stopped inside its call before the
+            # trial whose end caused the call: hence end_stopped() first, every time.
+            if value != value:  # no feedback for this epoch: the trial fails here
+                tell_skipped(trial, epoch - 1)
+                trial.value = np.nan
+                scheduler.on_trial_error(tid)
+                if (scheduler.stopped and end_stopped()) or end(trial):
+                    return None
+                continue
+            if epoch >= n_epochs:  # the recipe's end: Ray's done=True, no decision asked
+                tell_skipped(trial, epoch - 1)
+                trial.epochs, trial.value = epoch, value
+                scheduler.on_trial_complete(tid, epoch, value)
+                if (scheduler.stopped and end_stopped()) or end(trial):
+                    return None
+                continue
+            trial.epochs, trial.value = epoch, value
+            action = on_result(tid, epoch, value)
+            if scheduler.stopped and end_stopped():
                 return None
-            continue
-        action = on_result(tid, epoch, value)
-        if scheduler.stopped and end_stopped():
-            return None
-        if action == CONTINUE:
-            train_next_epoch(trial)
-        elif action == PAUSE:
-            status[tid] = PAUSED
-            running -= 1
-        elif action == STOP:
-            scheduler.on_trial_complete(tid, epoch, value)
-            if (scheduler.stopped and end_stopped()) or end(trial):
-                return None
-        else:  # pragma: no cover - a scheduler bug, not a user error
-            raise ValueError(f"scheduler {scheduler.name} answered {action!r}")
+            if action == CONTINUE:
+                train(trial)
+            elif action == PAUSE:
+                status[tid] = PAUSED
+                running -= 1
+            elif action == STOP:
+                scheduler.on_trial_complete(tid, epoch, value)
+                if (scheduler.stopped and end_stopped()) or end(trial):
+                    return None
+            else:  # pragma: no cover - a scheduler bug, not a user error
+                raise ValueError(f"scheduler {scheduler.name} answered {action!r}")
+
+    if skipping:
+        scheduler.settle = catch_up  # for this run (the class's own settle does nothing)
+    try:
+        loop()
+    finally:
+        scheduler.__dict__.pop("settle", None)
+    if inflight:  # leave the scheduler as the per-epoch loop does at the run's end
+        catch_up()

@@ -30,6 +30,7 @@ from orchestrator.schedulers.brackets import (
     ray_num_brackets,
     ray_total_work,
 )
+from orchestrator.schedulers.hyperband import HyperBand
 from orchestrator.searchers import make_searcher
 from orchestrator.sim_order import EventOrder
 from orchestrator.simulator import Budget, run_search
@@ -717,3 +718,72 @@ def test_rung_cut_is_value_below_nanpercentile_of_the_values_before():
             assert rung.cut(value) == expected, (case, before, value)
             before.append(value)
         assert rung.sorted == sorted(v for v in before if v == v)
+
+
+# ----- HyperBand skipping to its budgets (SimScheduler.next_result) ---------------------------
+class _PerEpochHyperBand(HyperBand):
+    """Our HyperBand shown every epoch's result, as Ray's controller shows them."""
+
+    next_result = SimScheduler.next_result
+
+
+def _bracket_states(sched):
+    return [[None if b is None else (b.rung, b.progress, sorted(b.epoch.items()), sorted(b.resume), b.halved)
+             for b in band] for band in sched._bands]
+
+
+def _hyperband_runs(table, *, workers, knobs=(12, 3), searcher="random", seed=1, hungry=None):
+    runs = []
+    for cls in (HyperBand, _PerEpochHyperBand):
+        sched = cls(*knobs)
+        s = make_searcher(searcher, table.space.hparams, seed)
+        if hungry is not None:
+            s = _Hungry(s, *hungry)
+        try:
+            traj = run_search(table, s, Budget(seconds=2500), workers=workers, seed=seed, scheduler=sched)
+        except UserError as e:  # a hungry searcher can starve a run: it must do so at the same point
+            traj = {key: np.array([str(e)]) for key in COLUMNS}
+        runs.append((traj, _bracket_states(sched), getattr(s, "calls", None)))
+    return runs
+
+
+@pytest.mark.parametrize("table", [TABLE, TIED, GAPPY, ONE_SEED, NEGATIVE],
+                         ids=["smooth", "tied", "gappy", "one-seed", "negative-steps"])
+@pytest.mark.parametrize("workers", [1, 4, 6, 9])
+@pytest.mark.parametrize("knobs", [(12, 3), (9, 3), (12, 2), (10, 4)])
+def test_hyperband_skipping_to_its_budgets_makes_the_per_epoch_loops_decisions(table, workers, knobs):
+    # Same rows, and the brackets in the same state at the end (progress counts skipped epochs).
+    for searcher in ("random", "rea"):
+        _same_runs(_hyperband_runs(table, workers=workers, knobs=knobs, searcher=searcher))
+
+
+@pytest.mark.parametrize("hungry", [(3, 0), (2, 5)])
+@pytest.mark.parametrize("table", [TIED, NEGATIVE], ids=["tied", "negative-steps"])
+def test_hyperband_skipping_goes_epoch_by_epoch_where_it_cannot_skip(table, hungry):
+    for workers in (2, 4, 9):
+        _same_runs(_hyperband_runs(table, workers=workers, searcher="rea", hungry=hungry))
+
+
+def test_hyperband_skipping_makes_rays_decisions():
+    for table, workers in ((TABLE, 4), (TIED, 6), (GAPPY, 9)):
+        runs = []
+        for sched in (make_sim_scheduler("hyperband", max_t=12), RayBacked(_ray_scheduler("hyperband", 12, 1, 3), 12,
+                                                                            "hyperband")):
+            s = make_searcher("rea", table.space.hparams, 2)
+            runs.append(run_search(table, s, Budget(seconds=2500), workers=workers, seed=2, scheduler=sched))
+        for key in COLUMNS:
+            np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=key)
+
+
+def test_hyperband_skipping_needs_the_skipped_results_before_ordering_its_brackets(monkeypatch):
+    # Bracket order (Ray's completion percentage) counts every epoch reported; choosing without
+    # the skipped ones first (settle) changes some runs.
+    choose = HyperBand.choose_trial_to_run
+
+    def without_settle(self):
+        self.__dict__.pop("settle", None)  # the class's settle: nothing delivered
+        return choose(self)
+
+    monkeypatch.setattr(HyperBand, "choose_trial_to_run", without_settle)
+    (a, *_), (b, *_) = _hyperband_runs(ONE_SEED, workers=4, searcher="random")
+    assert not np.array_equal(a["arch_index"], b["arch_index"])

@@ -76,6 +76,22 @@ class SimScheduler:
         the first PAUSED trial; a scheduler that pauses overrides this choice.)"""
         return next(iter(self._pending), None)
 
+    def next_result(self, tid: Any, epoch: int) -> int:
+        """Not a Ray hook: the next epoch after ``epoch`` whose result this scheduler needs to
+        see (Ray reports every epoch: ``epoch + 1``). A scheduler that answers later promises,
+        for every result of ``tid`` before that epoch: CONTINUE; the same state after a result
+        at epoch e as after every result up to e; and, meanwhile, the same answers from its
+        hooks with or without those results, except where it first calls ``self.settle()``.
+        The trial loop then skips those epochs and delivers their results in one call when
+        ``settle`` is called, before the trial's on_trial_error or on_trial_complete, and at
+        the run's end (``sim_trials``)."""
+        return epoch + 1
+
+    def settle(self) -> None:
+        """Not a Ray hook: called by a scheduler before a choice that depends on results it
+        let the loop skip (``next_result``); a loop that skips installs its own on the object
+        for the run, which delivers the skipped results handled by then."""
+
     def on_trial_start(self, tid: Any) -> None:
         """Not a Ray hook: the loop started or resumed ``tid`` (its status is now RUNNING)."""
         self._pending.pop(tid, None)

@@ -139,6 +139,12 @@ class HyperBand(SimScheduler):
             return CONTINUE
         return self._process(bracket, tid)
 
+    def next_result(self, tid: Any, epoch: int) -> int:
+        """The bracket's budget: a result before it only counts toward the bracket's progress
+        (CONTINUE; results add up), and the budget cannot change while a trial trains toward
+        it (a rung is done only when every live trial has reached it)."""
+        return self._of[tid].budget
+
     def _process(self, bracket: _Bracket, current: Any | None) -> str:
         """Ray's ``_process_bracket``: halve or finish a bracket whose rung is done."""
         action = PAUSE
@@ -193,6 +199,9 @@ class HyperBand(SimScheduler):
 
     # ----- which trial runs next --------------------------------------------------------------
     def choose_trial_to_run(self) -> Any | None:
+        """Ray's choice: bands in order; in a band, its brackets sorted by completion (stable),
+        the first PENDING or resumable trial of the first bracket that has one; that is, of the
+        brackets with such a trial, the least complete (the first of equals)."""
         status, active, newest = self.status, self._active, self._bands[-1]
         i = 0
         while i < len(active):
@@ -204,10 +213,18 @@ class HyperBand(SimScheduler):
             if not live and band is not newest:
                 del active[i]
                 continue
-            for bracket in sorted(live, key=_Bracket.completion):
+            offers = []  # (bracket, its first trial to run), in the band's order
+            for bracket in live:
+                resume = bracket.resume
                 for t in bracket.epoch:
                     state = status[t]
-                    if state == PENDING or (state == PAUSED and t in bracket.resume):
-                        return t
+                    if state == PENDING or (state == PAUSED and t in resume):
+                        offers.append((bracket, t))
+                        break
+            if len(offers) == 1:
+                return offers[0][1]
+            if offers:
+                self.settle()  # completion counts every epoch reported, skipped ones too
+                return min(offers, key=lambda offer: offer[0].completion())[1]
             i += 1
         return None
