@@ -28,16 +28,19 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from spaces.errors import UserError
 
 from . import schema as S
 from . import task as T
+from .arrow import to_numpy
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made: a simulated search needs none
+    import pandas as pd
 
 # Re-exported: these rules live in the task view (benchmark_data.task), older callers import
 # them from here.
@@ -76,7 +79,7 @@ def _as_rng(rng: Any) -> np.random.Generator:
 
 def _numpy(tables: list[pa.Table], name: str) -> np.ndarray:
     """One column of several tables as one array, without a copy when Arrow allows it."""
-    arrays = [chunk.to_numpy(zero_copy_only=False) for t in tables for chunk in t[name].chunks]
+    arrays = [to_numpy(chunk) for t in tables for chunk in t[name].chunks]
     if len(arrays) == 1:
         return arrays[0]
     return np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
@@ -197,12 +200,12 @@ class _Partition:
 
     def _check_keys(self, tables: list[pa.Table], files: list[Path]):
         for tbl, path in zip(tables, files):
-            arch = tbl["arch_index"].to_numpy()
+            arch = _numpy([tbl], "arch_index")
             if arch.size and (arch.min() < 0 or arch.max() >= self.size):
                 return path, UserError(f"file {path} has arch_index values outside 0.."
                                        f"{self.size - 1} of space {self.values['space']!r}")
             if "epoch" in tbl.column_names and tbl.num_rows and \
-                    tbl["epoch"].to_numpy().min() < 1:
+                    _numpy([tbl], "epoch").min() < 1:
                 return path, UserError(f"file {path} has epoch values below 1 (epochs are 1-based)")
         return None
 
@@ -825,6 +828,8 @@ class Benchmark:
         return self._experiment_rows("trials", self._trials, experiment)
 
     def _experiment_rows(self, table: str, folders: dict[str, Path], experiment: str | None) -> pd.DataFrame:
+        import pandas as pd
+
         names = sorted(folders) if experiment is None else [experiment]
         frames = []
         for name in names:

@@ -16,15 +16,16 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -32,6 +33,10 @@ import pyarrow.parquet as pq
 from spaces.errors import UserError
 
 from . import schema as S
+from .arrow import to_numpy
+
+if TYPE_CHECKING:  # rows may come as a DataFrame, but a writer handed Arrow tables needs no pandas
+    import pandas as pd
 
 # zstd: about half the size of snappy on these float tables and just as fast to read.
 _COMPRESSION = "zstd"
@@ -44,7 +49,8 @@ _VOLATILE_META = ("created_at", "table", "partition", "compacted_at", "provenanc
 def _to_arrow(rows: pd.DataFrame | pa.Table) -> pa.Table:
     if isinstance(rows, pa.Table):
         return rows
-    if isinstance(rows, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # a DataFrame exists only if pandas was imported
+    if pd is not None and isinstance(rows, pd.DataFrame):
         try:
             return pa.Table.from_pandas(rows, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -106,7 +112,8 @@ def conform(table: str, rows: pd.DataFrame | pa.Table, *, stored: bool = False,
         if name not in target.names or not out.num_rows:
             continue
         given = pc.unique(out[name].drop_null())
-        bad = pc.filter(given, pc.invert(pc.is_in(given, value_set=pa.array(allowed))))
+        # (typed: pyarrow's type inference of a Python list would import pandas)
+        bad = pc.filter(given, pc.invert(pc.is_in(given, value_set=pa.array(list(allowed), given.type))))
         if len(bad):
             raise UserError(f"unknown {name} value(s) {bad.to_pylist()}; "
                             f"allowed: {', '.join(allowed)}")
@@ -176,7 +183,19 @@ def _write_atomic(tbl: pa.Table, folder: Path, timestamp_ns: int | None = None) 
 
 def _partition_groups(tbl: pa.Table, table: str) -> Iterator[tuple[dict, pa.Table]]:
     cols = list(S.PARTITION_COLUMNS[table])
-    combos = tbl.select(cols).group_by(cols, use_threads=False).aggregate([]).to_pylist()
+    # The distinct combinations, by dictionary-encoding each column (group_by would load
+    # pyarrow.dataset, which imports pandas: a third of a short simulated run's process).
+    codes = [pc.dictionary_encode(tbl[c]).combine_chunks() for c in cols]
+    key = np.zeros(tbl.num_rows, np.int64)
+    for code in codes:  # one integer per row naming its combination (mixed radix)
+        key = key * len(code.dictionary) + to_numpy(code.indices)
+    combos = []
+    for k in np.unique(key).tolist():
+        combo = {}
+        for c, code in zip(reversed(cols), reversed(codes)):
+            k, i = divmod(k, len(code.dictionary))
+            combo[c] = code.dictionary[i].as_py()
+        combos.append({c: combo[c] for c in cols})
     for combo in sorted(combos, key=lambda c: tuple(str(c[k]) for k in cols)):
         mask = None
         for col in cols:

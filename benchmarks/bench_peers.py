@@ -81,10 +81,10 @@ def natsflow_worker(args: argparse.Namespace) -> None:
             spec = natsflow_spec(name, args.budget)
             for seed in range(args.seed, args.seed + args.seeds):
                 started = time.perf_counter()
-                df, _ = run_one(table, spec, seed)
+                run = run_one(table, spec, seed)
                 elapsed = time.perf_counter() - started
                 out.write(json.dumps({"searcher": name, "seed": seed, "run_s": elapsed,
-                                      "evaluations": len(df)}) + "\n")
+                                      "evaluations": len(run)}) + "\n")
 
 
 def export_table(table, path: Path) -> None:

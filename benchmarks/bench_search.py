@@ -77,9 +77,9 @@ def main() -> None:
         walls, evals = [], []
         for seed in range(n):
             t0 = time.perf_counter()
-            df = run_one(table, RunSpec(name, budget), seed)
+            run = run_one(table, RunSpec(name, budget), seed)
             walls.append(time.perf_counter() - t0)
-            evals.append(len(df))
+            evals.append(len(run))
         med = statistics.median(walls)
         sims[name] = (med, statistics.mean(evals))
         print(f"{name}.sim_ms_per_run_median: {1e3 * med:.2f} ms  (over {n} runs)")

@@ -177,11 +177,30 @@ def run_config(exp_dir: Path, *, max_failures: int, quiet: bool, callbacks: Sequ
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1, checkpoint_at_end=True))
 
 
+class _NoBar:
+    """What a quiet run gets instead of a bar (tqdm is not even imported)."""
+
+    def __init__(self, total: int) -> None:
+        self.n, self.total = 0, total
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix_str(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def progress_bar(total: float, *, desc: str, unit: str, quiet: bool):
     """A tqdm bar with a whole-number total; ``finish_bar`` brings it to 100 % at the end."""
+    total = max(1, round(total))
+    if quiet:
+        return _NoBar(total)
     from tqdm.auto import tqdm
 
-    return tqdm(total=max(1, round(total)), desc=desc, unit=unit, disable=quiet, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
 
 
 def advance_bar(bar, done: float) -> None:

@@ -4,16 +4,22 @@ A run is cheap (milliseconds to seconds) and independent of every other run, so 
 spread as plain Ray tasks over a cluster when one is given; each task receives the benchmark
 arrays through Ray's object store, so the nodes need no copy of the store on disk. The in-process
 path and the Ray path run the very same function, so they give the same results for the same seeds.
+
+Trajectories stay numpy columns from the simulator to the Parquet file (pyarrow writes them):
+a simulated experiment never imports pandas, a third of a second of a short run's process.
+``SimRuns.rows`` builds a DataFrame on demand, for analysis.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from benchmark_data.task import Task
 from spaces import UserError
@@ -21,6 +27,9 @@ from spaces import UserError
 from . import protocol
 from .searchers import make_searcher
 from .simulator import Budget, run_search
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # NATS-Bench's budgets of recorded training time (seconds), the same for every searcher, per
 # space: exps/NATS-Bench/draw-table.py's "cifar10-T20000", ..., "ImageNet16-120-T120000" (tss)
@@ -87,12 +96,59 @@ class RunSpec:
                                   reduction_factor=REDUCTION_FACTOR)
 
 
+@dataclass(frozen=True)
+class RunTrajectory:
+    """One seeded run: ``run_search``'s columns (one entry per event) and the wall time it took."""
+
+    searcher: str
+    seed: int
+    columns: dict[str, np.ndarray]
+    wall_s: float
+
+    def __len__(self) -> int:
+        return len(self.columns["event"])
+
+
 @dataclass
 class SimRuns:
-    """The trajectories of an experiment's runs and the wall time each run took."""
+    """The runs of an experiment, sorted by (searcher, seed) as the ``runs`` table's key."""
 
-    rows: pd.DataFrame                       # one row per event, sorted by searcher, run_seed, event
-    wall_s: dict[tuple[str, int], float]     # (searcher, run_seed) -> seconds
+    runs: list[RunTrajectory]
+
+    @property
+    def wall_s(self) -> dict[tuple[str, int], float]:
+        return {(r.searcher, r.seed): r.wall_s for r in self.runs}
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every run's columns end to end, with ``searcher`` and ``run_seed`` in front."""
+        n = [len(r) for r in self.runs]
+        out = {"searcher": np.repeat(np.array([r.searcher for r in self.runs], dtype=object), n),
+               "run_seed": np.repeat(np.array([r.seed for r in self.runs], dtype=np.int64), n)}
+        for name in self.runs[0].columns:
+            out[name] = np.concatenate([r.columns[name] for r in self.runs])
+        return out
+
+    @functools.cached_property
+    def rows(self) -> pd.DataFrame:
+        """The runs as one DataFrame (pandas imported here, on demand)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns())
+
+
+@dataclass(frozen=True)
+class SearcherSummary:
+    """One summary row (see ``summarize``)."""
+
+    searcher: str
+    runs: int
+    test_acc_at_budget_mean: float
+    test_acc_at_budget_std: float       # NaN for one run
+    last_event_test_acc_mean: float
+    regret_mean: float
+    sim_time_used_s_mean: float         # NaN where the table has no times
+    evaluations_mean: float
+    wall_s_per_run_median: float
 
 
 def make_run_searcher(table: Task, spec: RunSpec, seed: int):
@@ -108,21 +164,17 @@ def resolved_knobs(table: Task, spec: RunSpec) -> dict:
     return make_run_searcher(table, spec, 0).all_knobs
 
 
-def run_one(table: Task, spec: RunSpec, seed: int, on_progress=None) -> tuple[pd.DataFrame, float]:
-    """One seeded run as rows of the `runs` table (without the experiment-wide columns), and its wall time."""
+def run_one(table: Task, spec: RunSpec, seed: int, on_progress=None) -> RunTrajectory:
+    """One seeded run: its trajectory (the `runs` columns of one run) and its wall time."""
     searcher = make_run_searcher(table, spec, seed)
     started = time.perf_counter()
     traj = run_search(table, searcher, spec.budget, workers=spec.workers, seed=seed, on_progress=on_progress,
                       incumbent=spec.incumbent, past_budget=spec.runs_past_budget(),
                       scheduler=spec.make_scheduler(table))
-    wall = time.perf_counter() - started
-    df = pd.DataFrame(traj)
-    df.insert(0, "run_seed", seed)
-    df.insert(0, "searcher", spec.searcher)
-    return df, wall
+    return RunTrajectory(spec.searcher, seed, traj, time.perf_counter() - started)
 
 
-def _run_many(table: Task, spec: RunSpec, seeds: list[int]) -> list[tuple[pd.DataFrame, float]]:
+def _run_many(table: Task, spec: RunSpec, seeds: list[int]) -> list[RunTrajectory]:
     return [run_one(table, spec, s) for s in seeds]
 
 
@@ -132,7 +184,7 @@ def run_experiment(table: Task, specs: list[RunSpec], seeds: list[int], *, addre
     from .common import advance_bar, finish_bar, progress_bar
 
     jobs = [(spec, s) for spec in specs for s in seeds]
-    done: list[tuple[pd.DataFrame, float]] = []
+    done: list[RunTrajectory] = []
     if len(jobs) == 1 and address is None and not parallel:
         # One long run: show its progress through the budget rather than a 0/1 run counter.
         spec, s = jobs[0]
@@ -173,101 +225,101 @@ def run_experiment(table: Task, specs: list[RunSpec], seeds: list[int], *, addre
                 done.extend(ray.get(ready[0]))
                 bar.update(pending.pop(ready[0]))
         finish_bar(bar)
-    walls = {(f["searcher"].iat[0], int(f["run_seed"].iat[0])): w for f, w in done if len(f)}
-    frames = [f for f, _ in done if len(f)]
-    if not frames:
+    runs = sorted((r for r in done if len(r)), key=lambda r: (r.searcher, r.seed))
+    if not runs:
         raise UserError("no run completed a single evaluation within the budget; raise the budget")
-    out = pd.concat(frames, ignore_index=True)
-    out = out.sort_values(["searcher", "run_seed", "event"], kind="stable").reset_index(drop=True)
-    return SimRuns(out, walls)
+    return SimRuns(runs)
 
 
-def summarize(result: SimRuns, table: Task, budget: Budget) -> pd.DataFrame:
+def summarize(result: SimRuns, table: Task, budget: Budget) -> list[SearcherSummary]:
     """Per searcher, as NATS-Bench reports it: the incumbent's test accuracy at the budget (for a
     time budget interpolated between the two events nearest to it, ``protocol.value_at``), its
     mean and std over runs (ddof 0, ``protocol.NATS_STD_DDOF``); beside it the accuracy at the
     run's last event, the regret, time used, evaluations and wall time."""
-    runs, walls = result.rows, result.wall_s
-    rows = []
-    for name, g in runs.groupby("searcher", sort=False):
-        at_budget, last, used, events, wall = [], [], [], [], []
-        for seed, r in g.groupby("run_seed", sort=False):
-            acc = r["best_test_acc"].to_numpy()
-            last.append(acc[-1])
-            at_budget.append(protocol.value_at(r["sim_time_s"].to_numpy(), acc, budget.seconds)
-                             if budget.seconds is not None else acc[-1])
-            used.append(r["sim_time_s"].iat[-1])
-            events.append(len(r))
-            wall.append(walls.get((name, int(seed)), np.nan))
-        at_budget = np.asarray(at_budget, dtype=np.float64)
-        rows.append({
-            "searcher": name,
-            "runs": len(at_budget),
-            "test_acc_at_budget_mean": at_budget.mean(),
-            "test_acc_at_budget_std": at_budget.std(ddof=protocol.NATS_STD_DDOF) if len(at_budget) > 1 else np.nan,
-            "last_event_test_acc_mean": float(np.mean(last)),
-            "regret_mean": table.best_final - at_budget.mean(),
-            "sim_time_used_s_mean": float(np.mean(used)) if table.has_time else np.nan,
-            "evaluations_mean": float(np.mean(events)),
-            "wall_s_per_run_median": float(np.nanmedian(wall)) if not np.isnan(wall).all() else np.nan,
-        })
-    return pd.DataFrame(rows)
+    by_searcher: dict[str, list[RunTrajectory]] = {}
+    for r in result.runs:
+        by_searcher.setdefault(r.searcher, []).append(r)
+    out = []
+    for name, runs in by_searcher.items():
+        acc = [r.columns["best_test_acc"] for r in runs]
+        times = [r.columns["sim_time_s"] for r in runs]
+        at_budget = np.asarray([protocol.value_at(t, a, budget.seconds) if budget.seconds is not None else a[-1]
+                                for t, a in zip(times, acc)], dtype=np.float64)
+        wall = np.asarray([r.wall_s for r in runs], dtype=np.float64)
+        out.append(SearcherSummary(
+            searcher=name, runs=len(runs),
+            test_acc_at_budget_mean=float(at_budget.mean()),
+            test_acc_at_budget_std=float(at_budget.std(ddof=protocol.NATS_STD_DDOF)) if len(runs) > 1 else np.nan,
+            last_event_test_acc_mean=float(np.mean([a[-1] for a in acc])),
+            regret_mean=float(table.best_final - at_budget.mean()),
+            sim_time_used_s_mean=float(np.mean([t[-1] for t in times])) if table.has_time else np.nan,
+            evaluations_mean=float(np.mean([len(r) for r in runs])),
+            wall_s_per_run_median=float(np.nanmedian(wall)) if not np.isnan(wall).all() else np.nan))
+    return out
 
 
-def curves_table(runs: pd.DataFrame, budget: Budget, step_s: float = protocol.CURVE_STEP_S) -> pd.DataFrame:
+def curves_table(result: SimRuns, budget: Budget, step_s: float = protocol.CURVE_STEP_S) -> pa.Table:
     """Each run's incumbent test accuracy every ``step_s`` simulated seconds up to the budget
-    (NATS-Bench's Figure 6 / the thesis' Figure 5.6 curves); empty for an evaluation budget."""
-    frames = []
-    if budget.seconds is None:
-        return pd.DataFrame(columns=["searcher", "run_seed", "sim_time_s", "test_acc"])
-    for (name, seed), r in runs.groupby(["searcher", "run_seed"], sort=False):
-        tickets, acc = protocol.curve(r["sim_time_s"].to_numpy(), r["best_test_acc"].to_numpy(), budget.seconds,
-                                      step_s)
-        frames.append(pd.DataFrame({"searcher": name, "run_seed": seed, "sim_time_s": tickets, "test_acc": acc}))
-    return pd.concat(frames, ignore_index=True)
+    (NATS-Bench's Figure 6 / the thesis' Figure 5.6 curves); no rows for an evaluation budget."""
+    searchers, seeds, tickets, accs = [], [], [], []
+    if budget.seconds is not None:
+        for r in result.runs:
+            t, acc = protocol.curve(r.columns["sim_time_s"], r.columns["best_test_acc"], budget.seconds, step_s)
+            searchers.append(np.full(len(t), r.searcher, dtype=object))
+            seeds.append(np.full(len(t), r.seed, dtype=np.int64))
+            tickets.append(np.asarray(t, dtype=np.float64))
+            accs.append(np.asarray(acc, dtype=np.float64))
+    def cat(parts: list[np.ndarray], dtype) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.array([], dtype=dtype)
+
+    return pa.table({"searcher": pa.array(cat(searchers, object), pa.string()), "run_seed": cat(seeds, np.int64),
+                     "sim_time_s": cat(tickets, np.float64), "test_acc": cat(accs, np.float64)})
 
 
-def runs_table(runs: pd.DataFrame, table: Task, experiment: str, budget: Budget) -> pd.DataFrame:
-    """The trajectory with the experiment-wide columns of the `runs` schema."""
-    df = runs.copy()
-    df.insert(0, "experiment", experiment)
-    df["clock"] = "simulated"  # the run's times are sim_time_s (the benchmark's recorded training time)
-    df["space"] = table.space.name
-    df["dataset"] = table.dataset
-    df["budget_s"] = budget.seconds if budget.seconds is not None else np.nan
-    df["budget_evals"] = budget.evaluations if budget.evaluations is not None else pd.NA
-    df["final_recipe_hp"] = table.final_hp
+def runs_table(result: SimRuns, table: Task, experiment: str, budget: Budget) -> pa.Table:
+    """The trajectories with the experiment-wide columns of the `runs` schema."""
+    cols = result.columns()
+    n = len(cols["event"])
+    out = {"experiment": pa.array([experiment] * n, pa.string())}
+    out.update({k: pa.array(v, pa.string()) if k == "searcher" else v for k, v in cols.items()})
+    # The run's times are sim_time_s, the benchmark's recorded training time.
+    out["clock"] = pa.array(["simulated"] * n, pa.string())
+    out["space"] = pa.array([table.space.name] * n, pa.string())
+    out["dataset"] = pa.array([table.dataset] * n, pa.string())
+    out["budget_s"] = np.full(n, budget.seconds if budget.seconds is not None else np.nan)
+    out["budget_evals"] = pa.array([budget.evaluations] * n, pa.int32())  # null for a time budget
+    out["final_recipe_hp"] = np.full(n, table.final_hp, dtype=np.int16)
     # Arch strings beside the indices, so a reader needs neither the store nor our index order.
     for col, idx in (("arch", "arch_index"), ("best_arch", "best_arch_index")):
-        uniq, inverse = np.unique(df[idx].to_numpy(), return_inverse=True)
-        names = np.array([table.space.to_str(int(i)) if i >= 0 else None for i in uniq], dtype=object)
-        df[col] = names[inverse] if len(df) else pd.Series(dtype=object)
-    return df
+        uniq, inverse = np.unique(cols[idx], return_inverse=True)
+        names = [table.space.to_str(int(i)) if i >= 0 else None for i in uniq]
+        out[col] = pa.array([names[i] for i in inverse], pa.string())
+    return pa.table(out)
 
 
-def write_runs(out_root: str | Path, df: pd.DataFrame, metadata: dict[str, str]) -> list[Path]:
+def write_runs(out_root: str | Path, rows: pa.Table | pd.DataFrame, metadata: dict[str, str]) -> list[Path]:
     """The rows' ``runs`` columns as one fragment; other columns (a caller's diagnostics) stay out."""
     from benchmark_data.schema import SCHEMAS
     from benchmark_data.writer import write_fragment
 
-    return write_fragment(out_root, "runs", df[[c for c in df.columns if c in SCHEMAS["runs"].names]],
+    names = list(rows.column_names if isinstance(rows, pa.Table) else rows.columns)
+    keep = [c for c in names if c in SCHEMAS["runs"].names]
+    return write_fragment(out_root, "runs", rows.select(keep) if isinstance(rows, pa.Table) else rows[keep],
                           metadata=metadata)
 
 
-def write_curves(out_root: str | Path, experiment: str, curves: pd.DataFrame, metadata: dict[str, str]) -> Path | None:
+def write_curves(out_root: str | Path, experiment: str, curves: pa.Table, metadata: dict[str, str]) -> Path | None:
     """The sampled curves as ``OUT/curves/experiment=NAME/curves.parquet`` (written to a hidden
     temporary name, then renamed, so an interrupted run leaves no half file); None if empty."""
     import os
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if curves.empty:
+    if curves.num_rows == 0:
         return None
     folder = Path(out_root).expanduser() / "curves" / f"experiment={experiment}"
     folder.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(curves, preserve_index=False)
-    table = table.replace_schema_metadata({**metadata, "table": "curves"})
+    table = curves.replace_schema_metadata({**metadata, "table": "curves"})
     final, tmp = folder / "curves.parquet", folder / ".curves.parquet.tmp"
     pq.write_table(table, tmp)
     os.replace(tmp, final)

@@ -167,3 +167,16 @@ def test_a_searcher_under_a_simulated_scheduler_with_four_workers(store, tmp_pat
     assert (df["clock"] == "simulated").all() and df["sim_time_s"].is_monotonic_increasing
     meta = pq.read_metadata(next((tmp_path / "o" / "runs").rglob("*.parquet"))).metadata
     assert meta[b"scheduler"] == scheduler.encode()
+
+
+def test_a_simulated_search_imports_only_what_it_needs(store, tmp_path):
+    """No Ray, torch, Tune, Optuna, pandas or tqdm in a quiet random search's process: imports are
+    most of a short run's time (benchmarks/bench_peers.py measures the process)."""
+    code = ("import sys, orchestrate\n"
+            f"rc = orchestrate.main(['--searcher', 'random', '--budget', '30ev', '--store', {str(store)!r}, "
+            f"'--out', {str(tmp_path / 'o')!r}, '--quiet'])\n"
+            "heavy = ('pandas', 'ray', 'torch', 'optuna', 'hpbandster', 'ConfigSpace', 'tqdm', 'scipy')\n"
+            "print(rc, sorted(m for m in heavy if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "0 []"

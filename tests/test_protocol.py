@@ -112,10 +112,10 @@ def test_the_summary_reports_the_interpolated_accuracy_and_a_ddof0_std():
     result = run_experiment(table, [RunSpec("random", budget)], [0, 1, 2, 3], progress=False)
     expected = [protocol.value_at(r["sim_time_s"], r["best_test_acc"], 1500)
                 for _, r in result.rows.groupby("run_seed")]
-    s = summarize(result, table, budget).iloc[0]
-    assert s["test_acc_at_budget_mean"] == pytest.approx(np.mean(expected))
-    assert s["test_acc_at_budget_std"] == pytest.approx(np.std(expected))  # np.std: ddof 0
-    assert s["test_acc_at_budget_std"] != pytest.approx(np.std(expected, ddof=1))
+    (s,) = summarize(result, table, budget)
+    assert s.test_acc_at_budget_mean == pytest.approx(np.mean(expected))
+    assert s.test_acc_at_budget_std == pytest.approx(np.std(expected))  # np.std: ddof 0
+    assert s.test_acc_at_budget_std != pytest.approx(np.std(expected, ddof=1))
 
 
 def test_bohbs_incumbent_is_the_best_over_all_evaluations_as_published():

@@ -116,10 +116,10 @@ def test_default_budget_follows_the_documented_rule():
 
 def test_summary_reports_regret_against_the_benchmark_best():
     result = run_experiment(TABLE, [RunSpec("random", Budget(evaluations=20))], [0, 1, 2], progress=False)
-    s = summarize(result, TABLE, Budget(evaluations=20)).iloc[0]
+    (s,) = summarize(result, TABLE, Budget(evaluations=20))
     last = result.rows.groupby("run_seed").tail(1)
-    assert s["runs"] == 3 and s["evaluations_mean"] == 20
-    assert s["regret_mean"] == pytest.approx(TABLE.best_final - last["best_test_acc"].mean())
+    assert s.runs == 3 and s.evaluations_mean == 20
+    assert s.regret_mean == pytest.approx(TABLE.best_final - last["best_test_acc"].mean())
 
 
 @pytest.mark.ray

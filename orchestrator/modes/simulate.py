@@ -124,6 +124,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulateSettings:
 def run(settings: SimulateSettings, quiet: bool = False) -> int:
     import time
 
+    from benchmark_data.arrow import defer_pandas
     from benchmark_data.reader import Benchmark
     from benchmark_data.schema import provenance
     from orchestrator.experiment import (
@@ -138,6 +139,7 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
         write_runs,
     )
 
+    defer_pandas()  # a simulated search moves numbers only: pandas would be half a short process's time
     # Everything a user can get wrong is checked before the first run: nothing is written before.
     bench = Benchmark.open(settings.store)
     table = bench.task(settings.space, settings.dataset, settings.hp, final_hp=settings.final_hp)
@@ -168,7 +170,7 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
     result = run_experiment(table, specs, settings.seeds, address=settings.address, parallel=settings.parallel,
                             progress=not quiet)
     elapsed = time.perf_counter() - started
-    df = runs_table(result.rows, table, experiment, budget)
+    rows = runs_table(result, table, experiment, budget)
     skeleton = json.loads(bench.metadata(settings.space, table.feedback_dataset, table.feedback_hp).get("skeleton")
                           or "{}")
     seeds = settings.seeds
@@ -183,8 +185,8 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
                              "scheduler": settings.scheduler,
                              "knobs": json.dumps(knobs, sort_keys=True, default=str),
                              "incumbent": specs[0].incumbent})
-    paths = write_runs(settings.out, df, meta)
-    curve_path = write_curves(settings.out, experiment, curves_table(result.rows, budget), meta)
+    paths = write_runs(settings.out, rows, meta)
+    curve_path = write_curves(settings.out, experiment, curves_table(result, budget), meta)
 
     summary = summarize(result, table, budget)
     print(f"\nbest architecture in the benchmark: {table.space.to_str(table.best_arch)}  "
@@ -195,7 +197,7 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
           "reach by trusting its feedback")
     print(format_summary(summary, dataset, budget))
     if settings.runs == 1 and len(specs) == 1:
-        found = int(result.rows["best_arch_index"].iloc[-1])
+        found = int(result.runs[0].columns["best_arch_index"][-1])
         print(f"\nfound: {table.space.to_str(found)}  (index {found}, {table.final_source} at hp={table.final_hp}: "
               f"{table.final[found]:.2f} %)")
     print(f"\nwall time {elapsed:.2f} s; runs table: {paths[0].parent if paths else settings.out}"
@@ -208,7 +210,7 @@ def format_summary(summary, dataset: str, budget) -> str:
 
     at = ("at the budget, interpolated as NATS-Bench's draw-table.py" if budget.seconds is not None
           else "after the last evaluation (an evaluation budget)")
-    runs = int(summary["runs"].max()) if len(summary) else 0
+    runs = max((r.runs for r in summary), default=0)
     head = (f"test accuracy of the incumbent {at}; the spread is the std over {runs} runs (ddof={NATS_STD_DDOF}, "
             "as NATS-Bench)" if runs > 1 else f"test accuracy of the incumbent {at} (one run: no spread)")
     columns = [("searcher", "<"), ("dataset", "<"), ("runs", ">"), ("test acc %", ">"), ("std", "<"),
@@ -216,7 +218,7 @@ def format_summary(summary, dataset: str, budget) -> str:
     rows = [[r.searcher, dataset, str(r.runs), fmt_value(r.test_acc_at_budget_mean),
              fmt_spread(r.test_acc_at_budget_std, r.runs).removeprefix("+- "), fmt_value(r.last_event_test_acc_mean),
              fmt_value(r.regret_mean), fmt_value(r.sim_time_used_s_mean, 0, " s"), fmt_count(r.evaluations_mean),
-             fmt_duration(r.wall_s_per_run_median)] for r in summary.itertuples()]
+             fmt_duration(r.wall_s_per_run_median)] for r in summary]
     return head + "\n" + format_table(columns, rows)
 
 
