@@ -14,19 +14,7 @@ from pathlib import Path
 from benchmark_data.cli import store_to_write
 from spaces.errors import UserError
 
-from ..common import (
-    absolute,
-    add_output_flags,
-    add_ray_flags,
-    add_scheduler_flag,
-    add_seed_flag,
-    add_store_flag,
-    at_least,
-    check_new_experiment,
-    check_scheduler,
-    experiment_name,
-    folder_flag,
-)
+from .. import common
 from .simulate import SEARCHERS
 
 HELP = "train every proposed architecture for real on Ray Tune (live search)"
@@ -63,8 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, metavar="E",
                    help="override the recipe's length (cosine schedule over these epochs; stored as hp=E)")
     p.add_argument("--trials", type=int, default=10, metavar="K", help="architectures to train (default 10)")
-    add_scheduler_flag(p)
-    add_store_flag(p, reads=False, default="results/store",
+    common.add_scheduler_flag(p)
+    common.add_store_flag(p, reads=False, default="results/store",
                    help="Parquet store the trained epochs are appended to (default results/store)")
     p.add_argument("--C", type=int, default=None,
                    help="channels of the first stage (default 16 as NATS-Bench; digits wants 8; not for --space "
@@ -85,23 +73,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted experiment named by --experiment (under --out) with its saved "
                         "settings; the other flags of the search are not read")
-    add_seed_flag(p, "seed of the searcher and of the training (default 0)")
-    add_output_flags(p, experiment_help="experiment name (default: from the arguments, the time and a random "
+    common.add_seed_flag(p, "seed of the searcher and of the training (default 0)")
+    common.add_output_flags(p, experiment_help="experiment name (default: from the arguments, the time and a random "
                                         "suffix); an existing one is refused unless --resume")
-    add_ray_flags(p, parallel_help=None)
+    common.add_ray_flags(p, parallel_help=None)
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainRun:
     """Every check of a new or resumed live search; writes nothing and starts nothing."""
     from orchestrator.live import LIVE_FOLDER, SETTINGS_FILE, LiveSettings, check_store, experiment_dir
 
-    out = folder_flag("--out", args.out)
+    out = common.folder_flag("--out", args.out)
     if args.experiment is not None:
-        experiment_name(args.experiment, "")  # a folder name: no '/', '..', spaces
+        common.experiment_name(args.experiment, "")  # a folder name: no '/', '..', spaces
     if args.resume:
         if not args.experiment:
             raise UserError(f"--resume needs --experiment NAME: the experiment to continue (a folder under "
-                            f"{absolute(out) / LIVE_FOLDER})")
+                            f"{common.absolute(out) / LIVE_FOLDER})")
         exp_dir = experiment_dir(out, args.experiment)
         from ray import tune
 
@@ -116,7 +104,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainRun:
     if exp_dir.exists():
         raise UserError(f"experiment folder {exp_dir} exists already; continue it with --resume or choose "
                         "another --experiment")
-    check_new_experiment(out, settings.experiment, LIVE_FOLDER)
+    common.check_new_experiment(out, settings.experiment, LIVE_FOLDER)
     check_store(settings)
     return TrainRun(settings, exp_dir, out, False, args.address)
 
@@ -128,12 +116,12 @@ def _new_settings(args: argparse.Namespace):
 
     if args.dataset not in DATASETS:
         raise UserError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
-    at_least("--trials", args.trials, 1)
+    common.at_least("--trials", args.trials, 1)
     C = 16 if args.C is None else args.C  # NATS-Bench's skeleton unless told otherwise
     # sss has one cell per stage and nothing else (spaces/nats_size.py); tss: NATS-Bench's 5.
     N = (1 if args.space == "sss" else 5) if args.N is None else args.N
-    at_least("--C", C, 1)
-    at_least("--N", N, 1)
+    common.at_least("--C", C, 1)
+    common.at_least("--N", N, 1)
     if args.space == "sss":
         from spaces.nats_size import check_cells_per_stage
 
@@ -141,20 +129,20 @@ def _new_settings(args: argparse.Namespace):
         if args.C is not None:  # it would be ignored: never silently
             raise UserError(f"--C {args.C}: the size space's channels are the architecture (five channel counts), "
                             "it has no C; drop --C for --space sss")
-    at_least("--max-failures", args.max_failures, 0)
-    at_least("--workers", args.workers, 1)
-    at_least("--epochs", args.epochs, 1)
+    common.at_least("--max-failures", args.max_failures, 0)
+    common.at_least("--workers", args.workers, 1)
+    common.at_least("--epochs", args.epochs, 1)
     if not args.gpus_per_trial >= 0:
         raise UserError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
-    check_scheduler(args.searcher, args.scheduler)
+    common.check_scheduler(args.searcher, args.scheduler)
     store = str(store_to_write(args.store))  # a folder; the shipped benchmark only on purpose
     step = args.lr_schedule_step  # None: the recipe's default (per epoch)
     recipe = get_recipe(args.recipe, **({} if args.epochs is None else {"epochs": args.epochs}),
                         **({} if step is None else {"lr_schedule_step": step}))
-    experiment = experiment_name(args.experiment, f"live-{args.searcher}-{args.space}-{args.dataset}")
+    experiment = common.experiment_name(args.experiment, f"live-{args.searcher}-{args.space}-{args.dataset}")
     return LiveSettings(
         experiment=experiment, searcher=args.searcher, space=args.space, dataset=args.dataset,
-        data_dir=None if args.data_dir is None else str(absolute(args.data_dir)),
+        data_dir=None if args.data_dir is None else str(common.absolute(args.data_dir)),
         recipe=recipe.name, epochs=recipe.epochs, trials=args.trials, scheduler=args.scheduler,
         store=store, C=C, N=N, seed=args.seed, max_concurrent=args.workers, max_failures=args.max_failures,
         gpus_per_trial=float(args.gpus_per_trial), lr_schedule_step=recipe.lr_schedule_step)
