@@ -161,10 +161,11 @@ def test_info_and_query_read_the_embedded_benchmark_by_default(capsys):
     from benchmark_data.cli import EMBEDDED_ROOT
     assert _run(["info"]) == 0
     assert f"store: {EMBEDDED_ROOT}\n" in capsys.readouterr().out
-    assert _run(["query", "--arch", "1234"]) == 0  # digits at hp 12 (the store also has hp 48)
+    # two spaces (tss, and the sss table): the space is asked for; dataset and hp are inferred
+    assert _run(["query", "--space", "tss", "--arch", "1234"]) == 0  # digits at hp 12 (and hp 48)
     default = capsys.readouterr().out
     assert "space: tss  dataset: digits  hp: 12  epoch: 12  seed: mean" in default
-    assert _run(["query", "--store", "embedded", "--arch", "1234"]) == 0
+    assert _run(["query", "--store", "embedded", "--space", "tss", "--arch", "1234"]) == 0
     assert capsys.readouterr().out == default
 
 
