@@ -31,10 +31,14 @@ from spaces.errors import UserError
 
 # Bump when a column is added, removed or changes meaning; readers refuse newer major versions.
 # 1.1: one-shot columns in runs; 1.2: arch/best_arch strings in runs (absent in older files:
-# read as null); 1.3: runs.clock (older files get it from ``upgrade``), the trials table
-SCHEMA_VERSION = "1.3"
+# read as null); 1.3: runs.clock (older files get it from ``upgrade``), the trials table;
+# 1.4: the surrogate table, runs.surrogate / runs.best_surrogate (older files: read as null)
+SCHEMA_VERSION = "1.4"
 
-TABLES: tuple[str, ...] = ("archs", "epochs", "runs", "trials")
+# ``surrogate`` holds model predictions for architectures the ``epochs`` table lacks: the same
+# columns and partitions as ``epochs``, kept in a table of their own so that no reader of
+# ``epochs`` (ours, pandas, duckdb) ever meets a predicted value it did not ask for.
+TABLES: tuple[str, ...] = ("archs", "epochs", "runs", "trials", "surrogate")
 
 # Every dataset a store may hold, and its class count (the width of the classifier head, e.g.
 # what the NATS facade's get_net_config reports). NATS-Bench's four names first, as NATS-Bench
@@ -50,6 +54,10 @@ NATS_DATASETS: tuple[str, ...] = DATASETS[:4]
 
 # Row status values for the `epochs` table (see docs/SCHEMA.md for their meaning).
 STATUSES: tuple[str, ...] = ("ok", "diverged", "iso_copy", "no_path", "imported")
+# The one status of a `surrogate` row (predicted by a model fitted on `epochs` rows; its seed is
+# -1, since a prediction is of the mean over training seeds, not of any one seed).
+SURROGATE_STATUS = "surrogate"
+SURROGATE_SEED = -1
 # Status of a live trial (`trials` table).
 TRIAL_STATUSES: tuple[str, ...] = ("ok", "stopped", "error", "unfinished")
 # The clock a run's times are on (`runs.clock`), and the column that holds the run's time on it:
@@ -119,6 +127,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         _field("arch", _str),
         _field("best_arch", _str),
         _field("clock", _str),
+        _field("surrogate", pa.bool_()),
+        _field("best_surrogate", pa.bool_()),
     ]),
     "trials": pa.schema([
         _field("experiment", _str, True),
@@ -141,10 +151,13 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
 }
 
+SCHEMAS["surrogate"] = SCHEMAS["epochs"]
+
 # The values a string column may hold, per table; the writer refuses others (a typo would
 # otherwise become a category no reader expects).
 ALLOWED_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "epochs": {"status": STATUSES},
+    "surrogate": {"status": (SURROGATE_STATUS,)},
     "runs": {"clock": CLOCKS},
     "trials": {"status": TRIAL_STATUSES},
 }
@@ -156,6 +169,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "runs": ("experiment", "searcher", "run_seed", "event"),
     "trials": ("experiment", "searcher", "run_seed", "event"),
 }
+KEY_COLUMNS["surrogate"] = KEY_COLUMNS["epochs"]
 
 # Hive folder levels, outermost first. Chosen so that a query touches one folder: the simulator
 # reads one (space, dataset, hp) at a time, a report reads one experiment at a time.
@@ -165,6 +179,7 @@ PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "runs": ("experiment",),
     "trials": ("experiment",),
 }
+PARTITION_COLUMNS["surrogate"] = PARTITION_COLUMNS["epochs"]
 
 # Which column a searcher sees, which is the fidelity and which is time, per table: recorded in
 # every file so that a generic tool knows what to optimise without guessing.
@@ -177,6 +192,7 @@ ROLE_COLUMNS: dict[str, dict[str, str]] = {
     "trials": {"objective_column": "feedback", "fidelity_column": "epochs",
                "time_column": "train_time_s"},
 }
+ROLE_COLUMNS["surrogate"] = ROLE_COLUMNS["epochs"]
 
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "archs": {
@@ -239,6 +255,10 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "clock": "simulated (a replay of a benchmark: the run's times are sim_time_s) | wall (one-shot or "
                  "live: no simulated clock, sim_time_s is null, the run's times are wall_time_s); schema "
                  "1.3, filled in when older files are read",
+        "surrogate": "whether this event's feedback came from a surrogate model (the surrogate table) rather "
+                     "than a trained row; schema 1.4, null in older files and in one-shot/live runs",
+        "best_surrogate": "whether best_test_acc (the incumbent's final value) came from a surrogate model; "
+                          "schema 1.4, null in older files and in one-shot/live runs",
     },
     "trials": {
         "experiment": "experiment name; partition folder",
@@ -261,6 +281,13 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                   "error (it failed more often than --max-failures allowed) | unfinished (the run was "
                   "interrupted first; in an interrupted run, trials a scheduler stopped count here too)",
     },
+}
+# A surrogate row means what an epochs row means, as a prediction for an architecture without one.
+COLUMN_DOCS["surrogate"] = {
+    **COLUMN_DOCS["epochs"],
+    "seed": "always -1: a prediction of the mean over the training seeds of the rows the model was fitted on",
+    "status": "surrogate (predicted by the model the file's metadata names, for an architecture with no "
+              "epochs row; python -m benchmark_data surrogate writes them)",
 }
 
 # Partition values become folder names: keep them to characters that need no escaping anywhere.

@@ -191,7 +191,7 @@ def test_concurrent_writer_processes_with_compaction_lose_nothing(tmp_path):
 
 
 _DOC_TYPES = {pa.string(): "string", pa.int16(): "int16", pa.int32(): "int32", pa.float32(): "float32",
-              pa.float64(): "float64"}
+              pa.float64(): "float64", pa.bool_(): "bool"}
 
 
 def _doc_table(text: str, table: str) -> list[list[str]]:
