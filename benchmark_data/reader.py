@@ -20,6 +20,17 @@ footer with rows is left out of ``spaces()`` / ``datasets()`` / ``hps()`` (listi
 footers once per partition, never the data), so a search that does not need it runs on; asking
 for it anyway (``curve``, ``metrics``, ``seeds``, ``num_epochs``, ``archs``, ``cost``, ...) is a
 UserError naming its damaged files. No query ever returns a zero-size array.
+
+Surrogate rows (the ``surrogate`` table: a model's predictions for the architectures an
+``epochs`` partition lacks) are merged in by default: an epochs partition with a surrogate
+partition of the same (space, dataset, hp) is read as one view, built from the surrogate files
+first and then the epochs files, and the surrogate rows of every architecture that has at least
+one epochs row are dropped, so an architecture's values come wholly from training or wholly from
+the model (a stale prediction of an architecture trained since never mixes with its training).
+Predictions are always labelled: ``Curve.surrogate``, ``surrogate_archs``, ``surrogate_info``.
+``Benchmark.open(..., surrogate=False)`` reads the trained rows alone, as everything must that
+asks what was trained. A surrogate partition with no epochs partition beside it is ignored
+(``ignored_surrogates``). A plain partition (no surrogate rows) is read exactly as before.
 """
 
 from __future__ import annotations
@@ -60,13 +71,15 @@ class Curve:
     values[a, s, e - 1] is the metric of arch ``a`` trained with seed ``seeds[s]`` after ``e``
     epochs (``epochs[e - 1] == e``). ``present[a]`` says whether arch ``a`` has any row at all,
     ``seed_present[a, s]`` whether it has rows for that seed (a NaN value with ``present`` true is
-    a recorded gap, e.g. a metric the source did not publish).
+    a recorded gap, e.g. a metric the source did not publish). ``surrogate[a]`` says that arch
+    ``a``'s values are a surrogate model's predictions (its only seed is -1), not a training.
     """
     values: np.ndarray
     seeds: np.ndarray
     epochs: np.ndarray
     present: np.ndarray
     seed_present: np.ndarray
+    surrogate: np.ndarray
 
 
 def _as_rng(rng: Any) -> np.random.Generator:
@@ -104,8 +117,19 @@ def _dense_positions(lin: np.ndarray, total: int) -> tuple[np.ndarray | None, np
     return keep, lin[keep]
 
 
+def _decoded(meta: dict[bytes, bytes]) -> dict[str, str]:
+    """A file's key/value metadata as text (Arrow's own schema entry left out)."""
+    return {k.decode(): v.decode() for k, v in meta.items() if k != b"ARROW:schema"}
+
+
 class _Partition:
-    """The files of one partition and the mapping of their rows into a dense array."""
+    """The files of one partition and the mapping of their rows into a dense array.
+
+    An epochs partition given a ``surrogate_folder`` is the merged view of the module docstring:
+    the snapshot lists that folder's files first, and ``surrogate`` [size] marks the archs whose
+    rows come from it. ``rows`` counts the partition's own (trained) rows only, so a partition
+    whose epochs files are all damaged stays unusable whatever the model predicted.
+    """
 
     # Above this many fragments, the per-file cost dominates: read every value column in the
     # same pass as the keys instead of one pass per column.
@@ -114,11 +138,14 @@ class _Partition:
     WARN_FILES = 1000
 
     def __init__(self, bench: Benchmark, table: str, values: dict[str, Any], folder: Path,
-                 size: int):
+                 size: int, surrogate_folder: Path | None = None):
         self.bench, self.table, self.values, self.folder, self.size = bench, table, values, folder, size
+        self.surrogate_folder = surrogate_folder
         self.files: list[Path] | None = None
         self.file_meta: list[dict[bytes, bytes]] = []  # key/value metadata of each of ``files``
-        self.rows = 0  # rows read into the layout (duplicates included)
+        self.rows = 0  # rows of the partition's own files read into the layout (duplicates included)
+        self.surrogate_rows = 0  # surrogate rows kept in the view
+        self.surrogate_meta: dict[bytes, bytes] | None = None  # the newest surrogate file in use
         self._footer_rows: int | None = None
         self.cache: dict[Any, Any] = {}
 
@@ -127,12 +154,22 @@ class _Partition:
         return "/".join(f"{k}={v}" for k, v in self.values.items())
 
     # --- reading, with bad-file and concurrent-compaction handling ----------------------------
+    def _table_of(self, path: Path) -> str:
+        """The table a file of the snapshot belongs to (its own, or the merged surrogate's)."""
+        return "surrogate" if self.surrogate_folder is not None and path.parent == self.surrogate_folder \
+            else self.table
+
+    def _snapshot(self) -> list[Path]:
+        """The files to read, surrogate files first, each folder in name (write) order."""
+        folders = ([self.surrogate_folder] if self.surrogate_folder is not None else []) + [self.folder]
+        return [p for folder in folders for p in S.list_fragments(folder) if p not in self.bench._bad_set]
+
     def _read_columns(self, columns: list[str] | None, files: list[Path]) -> list[pa.Table] | None:
         """Tables of ``columns`` for ``files``; None if the snapshot went stale (re-list)."""
         out = []
         for path in files:
             try:
-                out.append(read_fragment(path, self.table, columns))
+                out.append(read_fragment(path, self._table_of(path), columns))
             except FileNotFoundError:
                 return None
             except UserError as exc:
@@ -172,7 +209,7 @@ class _Partition:
             return
         keys = self._key_columns()
         for _ in range(_MAX_RELISTS):
-            files = [p for p in S.list_fragments(self.folder) if p not in self.bench._bad_set]
+            files = self._snapshot()
             eager = len(files) > self.EAGER_FILES
             tables = self._read_columns(keys + list(self._value_columns()) if eager else keys, files)
             if tables is None:
@@ -188,7 +225,7 @@ class _Partition:
             self.files = files
             # The footers were read with the keys: keep their metadata (provenance, roles) free.
             self.file_meta = [t.schema.metadata or {} for t in tables]
-            self._build_layout(tables)
+            self._build_layout(tables, sum(self._table_of(p) == "surrogate" for p in files))
             if not self.rows:  # every file bad or empty: never hand out zero-size arrays
                 raise self.empty_error()
             if eager:
@@ -207,12 +244,39 @@ class _Partition:
             if "epoch" in tbl.column_names and tbl.num_rows and \
                     _numpy([tbl], "epoch").min() < 1:
                 return path, UserError(f"file {path} has epoch values below 1 (epochs are 1-based)")
+            if self._table_of(path) == "surrogate" and tbl.num_rows and \
+                    not (_numpy([tbl], "seed") == S.SURROGATE_SEED).all():
+                return path, UserError(f"file {path} is a surrogate fragment with seeds other than "
+                                       f"{S.SURROGATE_SEED} (a prediction is of the mean over seeds)")
         return None
 
-    def _build_layout(self, tables: list[pa.Table]) -> None:
+    def _build_layout(self, tables: list[pa.Table], n_surrogate_files: int = 0) -> None:
+        """Where each row goes in the dense arrays; the first ``n_surrogate_files`` tables are
+        surrogate files, whose rows of an arch with any trained row are left out."""
         cols = {c: _numpy(tables, c) for c in self._key_columns()}
         arch = cols["arch_index"]
-        self.rows = int(arch.size)
+        n_model = sum(t.num_rows for t in tables[:n_surrogate_files])
+        kept = None  # rows in the view; None: all of them
+        self.surrogate = np.zeros(self.size, bool)
+        self.surrogate_meta = None
+        if n_model:
+            trained = np.zeros(self.size, bool)
+            trained[arch[n_model:]] = True
+            superseded = trained[arch[:n_model]]  # predictions of archs that were trained since
+            self.surrogate[arch[:n_model][~superseded]] = True
+            if superseded.any():
+                kept = np.flatnonzero(np.concatenate([~superseded, np.ones(arch.size - n_model, bool)]))
+                cols = {c: v[kept] for c, v in cols.items()}
+                arch = cols["arch_index"]
+            # the newest surrogate file with a row in the view says which model made them
+            ends = np.cumsum([t.num_rows for t in tables[:n_surrogate_files]])
+            used = [i for i, end in enumerate(ends) if not superseded[end - tables[i].num_rows:end].all()]
+            self.surrogate_meta = self.file_meta[used[-1]] if used else None
+            self.surrogate_rows = int(n_model - superseded.sum())
+        else:
+            self.surrogate_rows = 0
+        self.surrogate.flags.writeable = False
+        self.rows = int(arch.size) - self.surrogate_rows
         seeds_hint = 1 if self.table != "epochs" or not arch.size else \
             int(cols["seed"].max()) - int(cols["seed"].min()) + 1
         bound = self.size * seeds_hint * (int(cols["epoch"].max()) if "epoch" in cols and arch.size else 1)
@@ -235,6 +299,10 @@ class _Partition:
         else:
             self.shape = (self.size,)
         self.keep, self.lin = _dense_positions(lin, int(np.prod(self.shape)))
+        if kept is not None:  # positions among the kept rows -> positions among all rows read
+            if self.lin is None:
+                self.lin = np.arange(lin.size)
+            self.keep = kept if self.keep is None else kept[self.keep]
         self.present = np.zeros(self.size, bool)
         self.present[arch] = True
         if self.table == "epochs":
@@ -278,8 +346,7 @@ class _Partition:
         self._ensure_layout()
         key = ("roles", None if keys is None else tuple(keys))
         if key not in self.cache:
-            metas = [(path, {k.decode(): v.decode() for k, v in meta.items() if k != b"ARROW:schema"})
-                     for path, meta in zip(self.files, self.file_meta)]
+            metas = [(path, _decoded(meta)) for path, meta in zip(self.files, self.file_meta)]
             self.cache[key] = T.roles_of(metas, self.table, self.label, keys)
         return dict(self.cache[key])
 
@@ -313,9 +380,12 @@ class _Partition:
 class Benchmark:
     """Read-only view of a store: see the module docstring for what is read when."""
 
-    def __init__(self, root: Path, strict: bool):
+    def __init__(self, root: Path, strict: bool, surrogate: bool = True):
         self.root = root
         self.strict = strict
+        self.surrogate = surrogate  # whether surrogate rows are merged in (Benchmark.open's flag)
+        self._surrogates: dict[tuple[str, str, int], Path] = {}  # every surrogate partition listed
+        self.ignored_surrogates: list[tuple[str, str, int]] = []  # those with no epochs beside them
         self.bad_files: list[Path] = []
         self.bad_reasons: dict[Path, str] = {}  # bad file -> why it was skipped
         self._bad_set: set[Path] = set()
@@ -328,8 +398,15 @@ class Benchmark:
 
     # --- opening ------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path | None = None, *, strict: bool = False) -> Benchmark:
-        """Open a store by listing its partition folders (reads no file)."""
+    def open(cls, path: str | Path | None = None, *, strict: bool = False,
+             surrogate: bool = True) -> Benchmark:
+        """Open a store by listing its partition folders (reads no file).
+
+        ``surrogate``: merge the ``surrogate`` table's predictions into the epochs partitions
+        they complete (see the module docstring); False reads trained rows only.
+        """
+        if not isinstance(surrogate, bool):
+            raise UserError(f"surrogate must be True or False, got {surrogate!r}")
         if path is None:
             root = EMBEDDED_ROOT
             if not any(S.iter_partitions(root, "epochs")):
@@ -344,7 +421,7 @@ class Benchmark:
             if not any((root / t).is_dir() for t in S.TABLES):
                 raise UserError(f"{root} is not a store: it has none of the folders "
                                 f"{', '.join(t + '/' for t in S.TABLES)}")
-        bench = cls(root.resolve(), strict)
+        bench = cls(root.resolve(), strict, surrogate)
         bench._list()
         return bench
 
@@ -357,9 +434,13 @@ class Benchmark:
                 sizes[space] = get_space(space).size
             return sizes[space]
 
+        for values, folder in S.iter_partitions(self.root, "surrogate"):
+            self._surrogates[(values["space"], values["dataset"], values["hp"])] = folder
         for values, folder in S.iter_partitions(self.root, "epochs"):
             key = (values["space"], values["dataset"], values["hp"])
-            self._epochs[key] = _Partition(self, "epochs", values, folder, size(key[0]))
+            merged = self._surrogates.get(key) if self.surrogate else None
+            self._epochs[key] = _Partition(self, "epochs", values, folder, size(key[0]), merged)
+        self.ignored_surrogates = sorted(k for k in self._surrogates if k not in self._epochs)
         for values, folder in S.iter_partitions(self.root, "archs"):
             key = (values["space"], values["dataset"])
             self._archs[key] = _Partition(self, "archs", values, folder, size(key[0]))
@@ -431,10 +512,38 @@ class Benchmark:
         return part.n_epochs
 
     def archs(self, space: str, dataset: str, hp: int) -> np.ndarray:
-        """Project arch indices that have at least one row in this (space, dataset, hp)."""
+        """Project arch indices that have at least one row in this (space, dataset, hp): trained
+        ones, and, when surrogate rows are merged in, predicted ones (``surrogate_archs``)."""
         part = self._part(space, dataset, hp)
         part._ensure_layout()
         return np.flatnonzero(part.present).astype(np.int32)
+
+    # --- surrogate rows (the module docstring) -------------------------------------------------
+    def surrogate_archs(self, space: str, dataset: str, hp: int) -> np.ndarray:
+        """Project arch indices whose values in this view are surrogate predictions (none when
+        the store was opened with ``surrogate=False``)."""
+        part = self._part(space, dataset, hp)
+        part._ensure_layout()
+        return np.flatnonzero(part.surrogate).astype(np.int32)
+
+    def uses_surrogate(self, space: str, dataset: str, hp: int) -> bool:
+        """Whether this view of (space, dataset, hp) holds surrogate predictions."""
+        part = self._part(space, dataset, hp)
+        part._ensure_layout()
+        return part.surrogate_rows > 0
+
+    def surrogate_info(self, space: str, dataset: str, hp: int) -> dict[str, str] | None:
+        """Metadata of the newest surrogate file whose rows are in this view (``surrogate_model``,
+        ``surrogate_cv``, ... : docs/SCHEMA.md); None when no surrogate row is in use."""
+        part = self._part(space, dataset, hp)
+        part._ensure_layout()
+        return None if part.surrogate_meta is None else _decoded(part.surrogate_meta)
+
+    def has_surrogate_rows(self, space: str, dataset: str, hp: int) -> bool:
+        """Whether the store holds readable surrogate rows for (space, dataset, hp), merged in or
+        not (file footers only): what a refusal tells a user who opened with surrogate=False."""
+        folder = self._surrogates.get((space, dataset, hp))
+        return folder is not None and self._count_rows("surrogate", folder)[1] > 0
 
     def metadata(self, space: str, dataset: str, hp: int) -> dict[str, str]:
         """Provenance of the newest file of the partition (footer only, no data read)."""
@@ -625,7 +734,7 @@ class Benchmark:
         part = self._part(space, dataset, hp)
         values = part.column(metric)
         return Curve(values, part.seeds, np.arange(1, part.n_epochs + 1, dtype=np.int16),
-                     part.present, part.seed_present)
+                     part.present, part.seed_present, part.surrogate)
 
     def _mean(self, part: _Partition, metric: str) -> np.ndarray:
         def make() -> np.ndarray:
@@ -742,15 +851,16 @@ class Benchmark:
 
     def task(self, space: str, dataset: str | None = None, hp: int | None = None, *,
              final_hp: int | None = None, feedback: str | None = None,
-             final_metric: str = "test_acc") -> T.Task:
+             final_metric: str = "test_acc", allow_gaps: bool = False) -> T.Task:
         """The benchmark task view of (space, dataset, hp): see ``benchmark_data.task.Task`` and
-        ``Task.from_benchmark`` for the defaults. Cached per arguments: the arrays are shared
-        read-only views of the reader's, so a second call costs nothing."""
-        key = (space, dataset, hp, final_hp, feedback, final_metric)
+        ``Task.from_benchmark`` for the defaults and ``allow_gaps``. Cached per arguments: the
+        arrays are shared read-only views of the reader's, so a second call costs nothing."""
+        key = (space, dataset, hp, final_hp, feedback, final_metric, allow_gaps)
         task = self._tasks.get(key)
         if task is None:
             task = self._tasks[key] = T.Task.from_benchmark(
-                self, space, dataset, hp, feedback=feedback, final_hp=final_hp, final_metric=final_metric)
+                self, space, dataset, hp, feedback=feedback, final_hp=final_hp, final_metric=final_metric,
+                allow_gaps=allow_gaps)
         return task
 
     def time_cost_curve(self, space: str, dataset: str, hp: int) -> Curve:
@@ -760,7 +870,7 @@ class Benchmark:
         part = self._part(space, dataset, hp)
         values = self._time_cost(part)
         return Curve(values, part.seeds, np.arange(1, part.n_epochs + 1, dtype=np.int16),
-                     part.present, part.seed_present)
+                     part.present, part.seed_present, part.surrogate)
 
     @staticmethod
     def _time_cost(part: _Partition) -> np.ndarray:

@@ -14,9 +14,14 @@ module, so that its rules exist once:
 * which columns play which role: the ``objective_column`` / ``time_column`` /
   ``fidelity_column`` that ``schema.provenance`` writes into every file
   (``Benchmark.roles``), ``schema.ROLE_COLUMNS`` where a file names none;
-* coverage: a recipe that does not cover the whole space is refused with its coverage, since a
-  search on it would get no value for the missing cells and its summary would be NaN or
-  silently biased towards the covered ones.
+* coverage: a recipe that does not cover the whole space is refused with its coverage and the
+  command that completes it (``python -m benchmark_data surrogate``), since a search on it would
+  get no value for the missing cells and its summary would be NaN or silently biased towards the
+  covered ones; ``allow_gaps=True`` (``--allow-gaps``) searches it anyway, with a note: a
+  proposal without data is a failed evaluation that costs nothing;
+* surrogate rows: where the reader merged a surrogate model's predictions in, the task says so
+  (``surrogate_feedback`` / ``surrogate_final`` per architecture, ``surrogate_model``, a note
+  with the counts and the cross-validation figures the model's files record).
 
 This module imports only NumPy, ``spaces`` and ``schema``; the reader imports it (not the
 other way round), and ``Task.from_benchmark`` takes the ``Benchmark`` it is given.
@@ -24,8 +29,9 @@ other way round), and ``Task.from_benchmark`` takes the ``Benchmark`` it is give
 
 from __future__ import annotations
 
+import json
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,8 +157,11 @@ class Task:
     ``eval_time`` [archs, seeds, epochs] the time of one evaluation; ``final`` [archs] the
     reported value (``final_source``, mean over seeds) under the final recipe ``final_hp`` of
     ``dataset``. NaN marks gaps: a proposal without data counts as a failed evaluation that costs
-    nothing. Derived arrays are computed in ``__post_init__``; call it again after editing the
-    arrays in place (tests do).
+    nothing. ``surrogate_feedback`` / ``surrogate_final`` [archs] mark the architectures whose
+    feedback (and times) / final value are a surrogate model's predictions (all False without
+    surrogate rows); ``surrogate_model`` names the model, ``surrogate_cv`` holds the
+    cross-validation figures its files record (decoded JSON). Derived arrays are computed in
+    ``__post_init__``; call it again after editing the arrays in place (tests do).
     """
 
     space: CategoricalSpace
@@ -170,8 +179,15 @@ class Task:
     feedback_dataset: str | None = None  # where feedback and times come from (None: ``dataset``)
     time_source: str = "epoch_time_s"
     fidelity_source: str = "epoch"  # the epochs axis: the only fidelity the dense arrays have
+    surrogate_feedback: np.ndarray | None = None  # None: no surrogate rows (all False)
+    surrogate_final: np.ndarray | None = None
+    surrogate_model: str | None = None
+    surrogate_cv: Any = None
 
     def __post_init__(self) -> None:
+        for name in ("surrogate_feedback", "surrogate_final"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(self.space.size, bool))
         # What an evaluation to each epoch costs, precomputed with the one time-cost rule so
         # that the event loop does two scalar lookups. A missing time is charged nothing.
         self.cost = np.nan_to_num(nats_time_cost(self.train_time, self.eval_time), nan=0.0)
@@ -194,6 +210,11 @@ class Task:
         best = int(np.nanargmax(self.final))
         self.best_arch, self.best_final = best, float(self.final[best])
         self._derived: dict[str, Any] = {}  # lazily computed from the arrays above
+
+    @property
+    def uses_surrogate(self) -> bool:
+        """Whether any feedback or final value of this task is a surrogate prediction."""
+        return bool(self.surrogate_feedback.any() or self.surrogate_final.any())
 
     @property
     def min_fidelity(self) -> int:
@@ -262,15 +283,21 @@ class Task:
     @classmethod
     def from_benchmark(cls, bench, space: str, dataset: str | None = None, hp: int | None = None, *,
                        feedback: str | None = None, final_hp: int | None = None,
-                       final_metric: str = "test_acc") -> Task:
+                       final_metric: str = "test_acc", allow_gaps: bool = False) -> Task:
         """Pick the dataset, the feedback and final recipes and the role columns from what a
         store holds, and say in ``notes`` which were used where that was not asked for.
 
         ``dataset`` None: inferred (``choose_dataset``). ``hp`` None: hp=12 when the feedback
         dataset has it, else its shortest recipe. ``feedback`` None: the files'
         ``objective_column``. ``final_hp`` None: NATS-Bench's reporting recipe (``FINAL_HP``),
-        else the longest recipe covering the whole space. Uncached; ``Benchmark.task`` caches.
+        else the longest recipe covering the whole space. A recipe that covers only part of the
+        space is refused (its coverage, the surrogate command that completes it) unless
+        ``allow_gaps``, which keeps the gaps (noted; ``final_hp`` None then falls back to the
+        longest recipe with data). Surrogate rows the reader merged in are marked and noted.
+        Uncached; ``Benchmark.task`` caches.
         """
+        if not isinstance(allow_gaps, bool):
+            raise UserError(f"allow_gaps must be True or False, got {allow_gaps!r}")
         dataset = bench.choose_dataset(space, dataset)
         sp = get_space(space)
         search_ds = bench.feedback_dataset(space, dataset)
@@ -292,13 +319,15 @@ class Task:
         if feedback is None:
             feedback = _metric_role(roles, "objective_column", where)
         time_column = _metric_role(roles, "time_column", where)
-        fb = bench.curve(space, search_ds, hp, feedback).values
-        if np.isnan(fb).all() and feedback == "valid_acc":
-            fb = bench.curve(space, search_ds, hp, "test_acc").values
+        fb_curve = bench.curve(space, search_ds, hp, feedback)
+        if np.isnan(fb_curve.values).all() and feedback == "valid_acc":
+            fb_curve = bench.curve(space, search_ds, hp, "test_acc")
             feedback = "test_acc"
             notes.append(f"{space}/{search_ds} has no validation split: feedback is test accuracy")
-        _check_coverage(fb, f"{where}", "--hp", bench.hps(space, search_ds),
-                        lambda h: bench.curve(space, search_ds, h, feedback).values)
+        fb = fb_curve.values
+        gaps = _Gaps(bench, space, allow_gaps, notes)
+        gaps.check(fb, search_ds, hp, "--hp", bench.hps(space, search_ds),
+                   lambda h: bench.curve(space, search_ds, h, feedback).values)
         train_time = bench.curve(space, search_ds, hp, time_column).values
         eval_time = bench.curve(space, search_ds, hp, EVAL_TIME_COLUMN).values
         has_time = not np.isnan(train_time).all()
@@ -306,18 +335,29 @@ class Task:
         if final_hp is None:
             final_hp = FINAL_HP.get(space)
             if final_hp not in final_hps:
-                final_hp = _longest_complete_recipe(bench, space, dataset, final_hps, final_metric)
+                final_hp, which = gaps.longest_recipe(dataset, final_hps, final_metric)
                 notes.append(f"no hp={FINAL_HP.get(space)} recipe for {space}/{dataset}: the final value is "
-                             f"{final_metric} under hp={final_hp}, the longest recipe covering every architecture")
+                             f"{final_metric} under hp={final_hp}, {which}")
         bench.num_epochs(space, dataset, final_hp)
-        fin = bench.curve(space, dataset, final_hp, final_metric).values[:, :, -1]
-        _check_coverage(fin[:, :, None], f"{space}/{dataset} hp={final_hp} ({final_metric})", "--final-hp",
-                        final_hps, lambda h: bench.curve(space, dataset, h, final_metric).values[:, :, -1:])
+        fin_curve = bench.curve(space, dataset, final_hp, final_metric)
+        fin = fin_curve.values[:, :, -1]
+        gaps.check(fin[:, :, None], dataset, final_hp, "--final-hp", final_hps,
+                   lambda h: bench.curve(space, dataset, h, final_metric).values[:, :, -1:],
+                   what=f" ({final_metric})", needed=_covered(fb))
         with warnings.catch_warnings():  # an arch without a final value stays NaN, silently
             warnings.simplefilter("ignore", RuntimeWarning)
             final = np.nanmean(fin, axis=1)
+        info = (bench.surrogate_info(space, search_ds, hp) or bench.surrogate_info(space, dataset, final_hp)
+                or {})
+        model, cv = info.get("surrogate_model") or None, decode_cv(info)
+        if fb_curve.surrogate.any() or fin_curve.surrogate.any():
+            notes.append(f"surrogate: the feedback of {int(fb_curve.surrogate.sum()):,} of {sp.size:,} "
+                         f"architectures ({space}/{search_ds} hp={hp}) and {int(fin_curve.surrogate.sum()):,} "
+                         f"final values ({space}/{dataset} hp={final_hp}) are predictions, not trainings: "
+                         f"{describe_surrogate(model, cv)}; --no-surrogate leaves them out")
         return cls(sp, dataset, fb, train_time, eval_time, final.astype(np.float32), feedback, hp,
-                   final_metric, final_hp, notes, has_time, search_ds, time_column, "epoch")
+                   final_metric, final_hp, notes, has_time, search_ds, time_column, "epoch",
+                   fb_curve.surrogate, fin_curve.surrogate, model, cv)
 
 
 def _metric_role(roles: dict[str, str], key: str, where: str) -> str:
@@ -342,20 +382,114 @@ def _covered(values: np.ndarray) -> np.ndarray:
     return ~np.isnan(values).all(axis=(1, 2))
 
 
-def _check_coverage(values: np.ndarray, what: str, flag: str, hps, values_of) -> None:
-    covered = _covered(values)
-    if covered.all():
-        return
-    complete = [h for h in sorted(hps) if _covered(values_of(h)).all()]
-    raise UserError(f"{what} covers {int(covered.sum()):,} of {covered.size:,} architectures "
-                    f"({100 * covered.mean():.1f} %): a search would get no value for the rest. "
-                    + (f"Choose a recipe that covers the space ({flag} {' or '.join(map(str, complete))})."
-                       if complete else "No recipe of this store covers the space."))
+def _share(covered: np.ndarray) -> str:
+    return f"{int(covered.sum()):,} of {covered.size:,} architectures ({100 * covered.mean():.1f} %)"
 
 
-def _longest_complete_recipe(bench, space: str, dataset: str, hps, metric: str) -> int:
-    for hp in sorted(hps, reverse=True):
-        if _covered(bench.curve(space, dataset, hp, metric).values[:, :, -1:]).all():
-            return hp
-    raise UserError(f"no recipe of {space}/{dataset} covers every architecture with {metric}; "
-                    "pass --final-hp to choose one explicitly")
+# What a proposal of an architecture without data becomes under allow_gaps (the simulator's rule).
+GAP_RULE = "a proposal without data is a failed evaluation that costs nothing"
+
+
+class _Gaps:
+    """The coverage rule of one task: refuse a recipe that misses architectures, saying how to
+    complete it, or (``allow_gaps``) keep it and note the coverage."""
+
+    def __init__(self, bench, space: str, allow_gaps: bool, notes: list[str]):
+        self.bench, self.space, self.allow_gaps, self.notes = bench, space, allow_gaps, notes
+
+    def completion(self, dataset: str, hp: int) -> str:
+        """How to complete (space, dataset, hp), or to search it as it is."""
+        gaps = f"or pass --allow-gaps to search it as it is ({GAP_RULE})"
+        if not self.bench.surrogate and self.bench.has_surrogate_rows(self.space, dataset, hp):
+            return (f"The store holds surrogate predictions for {self.space}/{dataset} hp={hp}, left out "
+                    f"here (--no-surrogate, surrogate=False): drop --no-surrogate to use them, {gaps}.")
+        return (f"Complete it with a surrogate model's predictions: `python -m benchmark_data surrogate "
+                f"--store {self.bench.root} --space {self.space} --dataset {dataset} --hp {hp}`, {gaps}.")
+
+    def check(self, values: np.ndarray, dataset: str, hp: int, flag: str, hps,
+              values_of: Callable[[int], np.ndarray], what: str = "",
+              needed: np.ndarray | None = None) -> None:
+        """Refuse ``values`` [archs, seeds, epochs] unless every architecture has one; with
+        allow_gaps, note the coverage, or, for final values (``needed``: the architectures with
+        feedback, which a search can end on), the ones among ``needed`` that lack one."""
+        covered = _covered(values)
+        if covered.all():
+            return
+        where = f"{self.space}/{dataset} hp={hp}{what}"
+        if self.allow_gaps:
+            lacking = None if needed is None else needed & ~covered
+            if lacking is None:
+                self.notes.append(f"{where} covers {_share(covered)}; --allow-gaps: {GAP_RULE}")
+            elif lacking.any():
+                self.notes.append(f"{where} has no value for {int(lacking.sum()):,} of the "
+                                  f"{int(needed.sum()):,} architectures with feedback; --allow-gaps: an "
+                                  "incumbent among them reports no final value (NaN)")
+            return
+        complete = [h for h in sorted(hps) if _covered(values_of(h)).all()]
+        raise UserError(f"{where} covers {_share(covered)}: a search would get no value for the rest. "
+                        + (f"Choose a recipe that covers the space ({flag} {' or '.join(map(str, complete))}), "
+                           if complete else "No recipe of this store covers the space. ")
+                        + self.completion(dataset, hp))
+
+    def longest_recipe(self, dataset: str, hps, metric: str) -> tuple[int, str]:
+        """The longest recipe covering every architecture with ``metric`` (else, with allow_gaps,
+        the longest with any value), and the words that say which it is."""
+        def last_epoch(hp: int) -> np.ndarray:
+            return self.bench.curve(self.space, dataset, hp, metric).values[:, :, -1:]
+
+        for hp in sorted(hps, reverse=True):
+            if _covered(last_epoch(hp)).all():
+                return hp, "the longest recipe covering every architecture"
+        longest = max(hps)
+        if self.allow_gaps:
+            return longest, "the longest recipe with data (--allow-gaps)"
+        raise UserError(f"no recipe of {self.space}/{dataset} covers every architecture with {metric}; "
+                        f"pass --final-hp to choose one explicitly. {self.completion(dataset, longest)}")
+
+
+# --- what a surrogate file says about its model -------------------------------------------------
+def decode_cv(meta: Mapping[str, str] | None) -> Any:
+    """The ``surrogate_cv`` JSON of a surrogate file's metadata, decoded; None when absent or not
+    JSON."""
+    try:
+        return json.loads((meta or {}).get("surrogate_cv") or "null")
+    except ValueError:
+        return None
+
+
+def cv_kendall(cv: Any, model: str | None = None) -> list[tuple[str, float]]:
+    """The Kendall tau figures a surrogate file's cross-validation records, as (what, tau) pairs.
+
+    The JSON is searched for numbers under a key naming Kendall's tau ("kendall_tau", "tau"),
+    inside the entry of ``model`` (``surrogate_model``, or its name before " (") where the JSON
+    has one entry per candidate model; "what" is the rest of the key path ("test acc").
+    """
+    if isinstance(cv, dict) and model:
+        for key in (model, model.split(" (")[0]):
+            if isinstance(cv.get(key), dict):
+                cv = cv[key]
+                break
+    found: list[tuple[str, float]] = []
+
+    def is_tau(part: str) -> bool:
+        return "kendall" in part.lower() or part.lower() == "tau"
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, (*path, str(key)))
+        elif isinstance(node, (int, float)) and not isinstance(node, bool) and any(map(is_tau, path)):
+            words = [p.lower().replace("kendall", "").replace("tau", "") if is_tau(p) else p for p in path]
+            found.append((" ".join(w.replace("_", " ").strip(" -") for w in words if w.strip("_ -")),
+                          float(node)))
+
+    walk(cv, ())
+    return found
+
+
+def describe_surrogate(model: str | None, cv: Any) -> str:
+    """One line on a surrogate model: its name and the Kendall tau figures its CV recorded."""
+    taus = cv_kendall(cv, model)
+    figures = (", ".join(f"{tau:.2f} {what}".rstrip() for what, tau in taus[:4]) if taus else "")
+    return (f"{model or 'an unnamed model'}, "
+            + (f"CV Kendall tau {figures}" if figures else "no cross-validated Kendall tau recorded"))
