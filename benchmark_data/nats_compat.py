@@ -38,6 +38,16 @@ Conversions made here, and the few documented differences:
   ``T-ori-test`` / ``T-x-test`` costs are ``None`` (NATS-Bench's own value for "not available");
 * where the store has no value (a gap), a set's keys are left out, as NATS-Bench does for sets
   it did not evaluate at that epoch; errors are ``UserError`` (a ``ValueError``, as NATS raises).
+
+Surrogate predictions (the store's ``surrogate`` table, merged in by the reader unless
+``create(..., surrogate=False)``) answer for the architectures that were never trained, and every
+answer says which it is: ``get_more_info``'s dict gets a ``"surrogate"`` key (True for a
+prediction) whenever the table it reads, (dataset, hp), holds predictions, and only then, so that
+on a trained table the dicts stay exactly NATS-Bench's; ``StoreArchResults.surrogate`` /
+``StoreTrial.surrogate`` say the same, ``show`` and ``query_info_str_by_arch`` print "surrogate
+prediction", and the first answer of a facade that uses a prediction warns (``UserWarning``
+naming the model and how to leave predictions out). A prediction's only seed is -1.
+``evaluated_indexes`` lists the architectures the facade can answer for, predictions included.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ from spaces.errors import UserError
 
 from . import schema as S
 from .reader import Benchmark
-from .task import feedback_dataset, is_feedback_twin
+from .task import decode_cv, describe_surrogate, feedback_dataset, is_feedback_twin
 
 TSS_NAMES, SSS_NAMES = ("tss", "topology"), ("sss", "size")
 _COMMENT = ("In this dict, train-loss/accuracy/time is the metric on the {train} of CIFAR-10. The "
@@ -97,10 +107,11 @@ def _mean(values: np.ndarray) -> float | None:
 
 
 def create(file_path_or_dir: str | Path | None, search_space: str, fast_mode: bool = True,
-           verbose: bool = False) -> NATSCompat:
+           verbose: bool = False, *, surrogate: bool = True) -> NATSCompat:
     """Open a store (None: the embedded benchmark) with NATS-Bench's ``create`` signature.
 
     ``fast_mode`` is accepted for compatibility; the store is always read lazily.
+    ``surrogate=False`` answers from trained rows only (see the module docstring).
     """
     if search_space in TSS_NAMES:
         space = "tss"
@@ -112,7 +123,7 @@ def create(file_path_or_dir: str | Path | None, search_space: str, fast_mode: bo
     if file_path_or_dir is not None and (Path(file_path_or_dir) / "meta.pickle.pbz2").is_file():
         raise UserError(f"{file_path_or_dir} is an official NATS-Bench archive, not a store; import "
                         "it once with `python -m benchmark_data import SRC --store DEST` and open DEST")
-    return NATSCompat(Benchmark.open(file_path_or_dir), space, verbose)
+    return NATSCompat(Benchmark.open(file_path_or_dir, surrogate=surrogate), space, verbose)
 
 
 class NATSCompat:
@@ -121,6 +132,7 @@ class NATSCompat:
     def __init__(self, bench: Benchmark, space: str, verbose: bool = False):
         self.bench, self.space, self.verbose = bench, space, verbose
         self._used_time = 0.0
+        self._warned_surrogate = False  # the first answer from a prediction warns, once per facade
         self._curve_cache: dict[tuple[str, int], dict[str, Any]] = {}
         self._datasets = bench.datasets(space) if space in bench.spaces() else []
         pairs: dict[int, int] = {}
@@ -260,7 +272,8 @@ class NATSCompat:
         return curves
 
     def _trials(self, index: Any, dataset: str, hp: Any) -> tuple[int, dict, np.ndarray]:
-        """(project index, curves by metric, the seeds this arch was trained with)."""
+        """(project index, curves by metric, the seeds this arch was trained with); an answer
+        from a surrogate prediction is announced (``_predicted``)."""
         _, arch = self._project(index)
         curves = self._curves(dataset, self._hp(hp))
         any_curve = curves["train_acc"]
@@ -268,7 +281,25 @@ class NATSCompat:
         if seeds.size == 0:
             raise UserError(f"the store has no results of architecture {index!r} on {dataset} "
                             f"with hp={hp}")
+        self._predicted(arch, dataset, self._hp(hp))
         return arch, curves, seeds
+
+    def _predicted(self, arch: int, dataset: str, hp: int) -> bool:
+        """Whether ``arch``'s values on (dataset, hp) are surrogate predictions; the facade's first
+        answer from one warns, naming the model."""
+        if not self._curves(dataset, hp)["train_acc"].surrogate[arch]:
+            return False
+        if not self._warned_surrogate:
+            self._warned_surrogate = True
+            warnings.warn(f"this answer ({self.space}/{dataset} hp={hp}) and others of this facade are a "
+                          f"surrogate model's predictions, not trainings: {self._model(dataset, hp)}; "
+                          "create(..., surrogate=False) leaves them out", UserWarning, stacklevel=4)
+        return True
+
+    def _model(self, dataset: str, hp: int) -> str:
+        """The surrogate model of (dataset, hp) and its cross-validation figures, in words."""
+        info = self.bench.surrogate_info(self.space, dataset, hp) or {}
+        return describe_surrogate(info.get("surrogate_model"), decode_cv(info))
 
     @staticmethod
     def _iepoch(curves: dict, iepoch: Any) -> int:
@@ -337,12 +368,14 @@ class NATSCompat:
                 info.update({f"{name}-{k}": v for k, v in values.items()})
             if name == "train" and dataset in _TRAIN_SET:
                 info["comment"] = _COMMENT.format(train=_TRAIN_SET[dataset], hp=hp)
+        if self.bench.uses_surrogate(self.space, dataset, self._hp(hp)):  # only where it can be True
+            info["surrogate"] = bool(curves["train_acc"].surrogate[arch])
         return info
 
     def get_cost_info(self, index: Any, dataset: str, hp: Any = "12") -> dict[str, Any]:
         """flops (M), params (M), latency (s) and mean/total train and eval times over seeds."""
         arch, curves, seeds = self._trials(index, dataset, hp)
-        cost = self.bench.cost(self.space, dataset, arch)
+        cost = self._costs(arch, dataset, curves)
         info: dict[str, Any] = {k: None if np.isnan(cost[col]) else float(cost[col]) * scale
                                 for k, col, scale in (("flops", "flops_m", 1), ("params", "params_m", 1),
                                                       ("latency", "latency_ms", 1e-3))}
@@ -363,9 +396,13 @@ class NATSCompat:
 
     def get_latency(self, index: Any, dataset: str, hp: Any = "12") -> float | None:
         """Latency in seconds (NATS-Bench's unit; our store keeps milliseconds)."""
-        arch, _, _ = self._trials(index, dataset, hp)  # the same checks as get_cost_info
-        latency = self.bench.cost(self.space, dataset, arch)["latency_ms"]
+        arch, curves, _ = self._trials(index, dataset, hp)  # the same checks as get_cost_info
+        latency = self._costs(arch, dataset, curves)["latency_ms"]
         return None if np.isnan(latency) else latency * 1e-3
+
+    def _costs(self, arch: int, dataset: str, curves: dict) -> dict[str, Any]:
+        """The store's costs of ``arch``; a surrogate prediction's, never measured, are NaN."""
+        return self.bench.cost(self.space, dataset, arch, missing_ok=bool(curves["train_acc"].surrogate[arch]))
 
     def simulate_train_eval(self, arch: Any, dataset: str, iepoch: int | None = None,
                             hp: Any = "12", account_time: bool = True
@@ -427,15 +464,18 @@ class NATSCompat:
                 acc += np.nanmean(values.astype(np.float64), axis=1) / len(columns[metric_on_set])
         acc[~present] = np.nan
         if flop_max is not None or param_max is not None:
-            cost = self.bench.cost(self.space, dataset, archs[present])
+            # surrogate predictions have no archs row: unmeasured, they cannot be shown to fit
+            surrogate = self.bench.curve(self.space, dataset, hp_i, "train_acc").surrogate
+            cost = self.bench.cost(self.space, dataset, archs[present], missing_ok=bool(surrogate.any()))
             ok = np.ones(len(archs), bool)
             for limit, col in ((flop_max, "flops_m"), (param_max, "params_m")):
                 if limit is not None:
-                    ok[present] &= ~(cost[col] > limit)
+                    ok[present] &= ~(cost[col] > limit) & ~(np.isnan(cost[col]) & surrogate[archs[present]])
             acc[~ok] = np.nan
         if np.isnan(acc).all():
             return -1, None
         best = int(np.nanargmax(acc))
+        self._predicted(int(archs[best]), dataset, hp_i)
         return best, float(acc[best])
 
     # --- the rest of nats_bench's surface -----------------------------------------------------
@@ -446,8 +486,9 @@ class NATSCompat:
 
     @property
     def evaluated_indexes(self) -> set[int]:
-        """Indices with results in the store (any dataset and hp). NATS-Bench's fast mode lists
-        only the records it has loaded so far; the store knows them all at once."""
+        """Indices with results in the store (any dataset and hp; surrogate predictions count when
+        the facade reads them). NATS-Bench's fast mode lists only the records it has loaded so
+        far; the store knows them all at once."""
         if self._evaluated is None:
             present = np.zeros(get_space(self.space).size, bool)
             for dataset in self._datasets:  # key columns only: no metric is read for this
@@ -495,6 +536,7 @@ class NATSCompat:
                 seeds = self._arch_seeds(arch, dataset, hp_i)
                 if seeds:
                     dataset_seed[dataset] = seeds
+                    self._predicted(arch, dataset, hp_i)
         if not dataset_seed:
             have = sorted({h for d in self._datasets for h in self.bench.hps(self.space, d)
                            if self._arch_seeds(arch, d, h)})
@@ -538,11 +580,15 @@ class NATSCompat:
             return "loss = {:.3f} & top1 = {:.2f}%".format(metrics["loss"], metrics["accuracy"])
 
         for dataset in names:
+            if self._curves(dataset, info.hp)["train_acc"].surrogate[info._arch]:
+                lines.append(f"{dataset:14s} surrogate prediction, not a training: {self._model(dataset, info.hp)}")
             cost = info.get_compute_costs(dataset)
             latency = cost["latency"]
             latency_text = f"{latency * 1000:.2f}" if latency is not None and latency > 0 else None
-            lines.append("{:14s} FLOP={:6.2f} M, Params={:.3f} MB, latency={:} ms.".format(
-                dataset, cost["flops"], cost["params"], latency_text))
+            # (a surrogate prediction was never built, so the store has no costs of it: n/a)
+            flops, params = (("n/a" if v is None else format(v, spec))
+                             for v, spec in ((cost["flops"], "6.2f"), (cost["params"], ".3f")))
+            lines.append(f"{dataset:14s} FLOP={flops:>6s} M, Params={params} MB, latency={latency_text} ms.")
             train = pair(info.get_metrics(dataset, "train"))
             valid_name, test_name, _ = _set_names(dataset)
             if dataset == "cifar10":
@@ -697,7 +743,8 @@ class StoreArchResults:
 
     ``arch_index`` (the facade's index), ``arch_str`` and ``dataset_seed`` ({dataset: seeds})
     are plain attributes as in NATS-Bench; ``all_results`` maps (dataset, seed) to a
-    ``StoreTrial``.
+    ``StoreTrial``. ``surrogate``: whether any of its results is a surrogate prediction (each
+    ``StoreTrial`` says which).
     """
 
     def __init__(self, api: NATSCompat, index: int, arch: int, hp: int,
@@ -707,6 +754,7 @@ class StoreArchResults:
         self.dataset_seed = dataset_seed
         self.all_results = {(d, seed): StoreTrial(api, arch, d, seed, hp)
                             for d, seeds in dataset_seed.items() for seed in seeds}
+        self.surrogate = any(t.surrogate for t in self.all_results.values())
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(arch-index={self.arch_index:5d}, arch={self.arch_str}, "
@@ -786,7 +834,8 @@ class StoreTrial:
     """One training run (dataset, seed) of one architecture and recipe: the store's answer where
     ``nats_bench`` gives a ``ResultsCount``. ``get_eval`` knows the sets NATS-Bench names for the
     dataset (x-valid / ori-test / x-test, "valid" meaning x-valid); times of test sets are None
-    (the store keeps only the validation pass's time)."""
+    (the store keeps only the validation pass's time). ``surrogate``: the run is a surrogate
+    model's prediction (seed -1), not a training."""
 
     def __init__(self, api: NATSCompat, arch: int, dataset: str, seed: int, hp: int):
         self._api, self._arch, self.hp = api, arch, hp
@@ -795,9 +844,11 @@ class StoreTrial:
         self._curves = curves
         self._pos = int(np.searchsorted(curves["train_acc"].seeds, seed))
         self.epochs = len(curves["train_acc"].epochs)
+        self.surrogate = bool(curves["train_acc"].surrogate[arch])
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name}, seed={self.seed}, epochs={self.epochs})"
+        what = ", surrogate prediction" if self.surrogate else ""
+        return f"{type(self).__name__}({self.name}, seed={self.seed}, epochs={self.epochs}{what})"
 
     def get_total_epoch(self) -> int:
         return self.epochs
@@ -851,7 +902,7 @@ class StoreTrial:
         return {"iepoch": e, "loss": loss, "accuracy": acc, "cur_time": cur, "all_time": total}
 
     def get_latency(self) -> float | None:
-        latency = self._api.bench.cost(self._api.space, self.name, self._arch)["latency_ms"]
+        latency = self._api._costs(self._arch, self.name, self._curves)["latency_ms"]
         return None if latency != latency else latency * 1e-3
 
     def get_net_param(self, clone: bool = False) -> Any:

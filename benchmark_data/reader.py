@@ -676,7 +676,7 @@ class Benchmark:
         return tuple(columns)
 
     @staticmethod
-    def _archs_arg(part: _Partition, arch_index: Any) -> tuple[np.ndarray, bool]:
+    def _archs_arg(part: _Partition, arch_index: Any, require_rows: bool = True) -> tuple[np.ndarray, bool]:
         scalar = np.ndim(arch_index) == 0
         arr = np.asarray(arch_index)
         if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
@@ -687,7 +687,7 @@ class Benchmark:
             raise UserError(f"arch_index {bad} outside 0..{part.size - 1} of space "
                             f"{part.values['space']!r}")
         part._ensure_layout()
-        if arr.size and not part.present[arr].all():
+        if require_rows and arr.size and not part.present[arr].all():
             missing = arr[~part.present[arr]].ravel()[:5].tolist()
             raise UserError(f"arch_index {missing} has no rows in {part.label} "
                             f"({int(part.present.sum())} of {part.size} archs are present; "
@@ -788,10 +788,14 @@ class Benchmark:
             out[m] = float(val) if val.ndim == 0 else val
         return out
 
-    def cost(self, space: str, dataset: str, arch_index: Any) -> dict[str, np.ndarray | float]:
-        """params_m, flops_m and latency_ms of architectures (NaN where not measured)."""
+    def cost(self, space: str, dataset: str, arch_index: Any, *, missing_ok: bool = False
+             ) -> dict[str, np.ndarray | float]:
+        """params_m, flops_m and latency_ms of architectures (NaN where not measured).
+
+        ``missing_ok``: an architecture without an ``archs`` row (e.g. a surrogate prediction,
+        never built, so never measured) gets NaN rather than an error."""
         part = self._arch_part(space, dataset)
-        arch, scalar = self._archs_arg(part, arch_index)
+        arch, scalar = self._archs_arg(part, arch_index, require_rows=not missing_ok)
         out: dict[str, Any] = {}
         for col in S.ARCH_COSTS:
             val = part.column(col)[arch]

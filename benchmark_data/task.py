@@ -461,14 +461,18 @@ def cv_kendall(cv: Any, model: str | None = None) -> list[tuple[str, float]]:
     """The Kendall tau figures a surrogate file's cross-validation records, as (what, tau) pairs.
 
     The JSON is searched for numbers under a key naming Kendall's tau ("kendall_tau", "tau"),
-    inside the entry of ``model`` (``surrogate_model``, or its name before " (") where the JSON
-    has one entry per candidate model; "what" is the rest of the key path ("test acc").
+    inside the entry of the model the predictions come from where it holds every candidate's:
+    ``{"chosen": name, "candidates": [{"model": name, "test_acc": {"kendall_tau": ...}}, ...]}``
+    (what ``python -m benchmark_data surrogate`` writes) or ``{name: {...}}``, the name being
+    ``chosen`` or ``model``'s before " (". "what" is the rest of the key path ("test acc").
     """
-    if isinstance(cv, dict) and model:
-        for key in (model, model.split(" (")[0]):
-            if isinstance(cv.get(key), dict):
-                cv = cv[key]
-                break
+    if isinstance(cv, dict):
+        name = cv.get("chosen") or (model or "").split(" (")[0]
+        entries = cv.get("candidates")
+        if isinstance(entries, list):
+            cv = next((e for e in entries if isinstance(e, dict) and e.get("model") == name), entries)
+        elif isinstance(cv.get(name), dict):
+            cv = cv[name]
     found: list[tuple[str, float]] = []
 
     def is_tau(part: str) -> bool:
@@ -478,6 +482,9 @@ def cv_kendall(cv: Any, model: str | None = None) -> list[tuple[str, float]]:
         if isinstance(node, dict):
             for key, value in node.items():
                 walk(value, (*path, str(key)))
+        elif isinstance(node, list):  # candidates: each under its model's name
+            for i, value in enumerate(node):
+                walk(value, (*path, str(value.get("model", i)) if isinstance(value, dict) else str(i)))
         elif isinstance(node, (int, float)) and not isinstance(node, bool) and any(map(is_tau, path)):
             words = [p.lower().replace("kendall", "").replace("tau", "") if is_tau(p) else p for p in path]
             found.append((" ".join(w.replace("_", " ").strip(" -") for w in words if w.strip("_ -")),
