@@ -66,6 +66,17 @@ def add_ray_flags(p: argparse.ArgumentParser, *, parallel_help: str | None) -> N
         p.add_argument("--parallel", type=int, default=None, metavar="K", help=parallel_help)
 
 
+def add_surrogate_flags(p: argparse.ArgumentParser) -> None:
+    """``--no-surrogate`` and ``--allow-gaps``: what a mode that reads a benchmark's task view does
+    with a table that covers only part of the space (``benchmark_data.task``)."""
+    p.add_argument("--no-surrogate", dest="surrogate", action="store_false",
+                   help="read trained rows only, leaving out the store's surrogate predictions (by default they "
+                        "complete a partial table, and the output says how much of a result came from them)")
+    p.add_argument("--allow-gaps", action="store_true",
+                   help="search a table that covers only part of the space as it is: a proposal without data is a "
+                        "failed evaluation that costs nothing (default: refused, with the command that completes it)")
+
+
 def add_scheduler_flag(p: argparse.ArgumentParser, *, default: str = "fifo") -> None:
     p.add_argument("--scheduler", default=default, choices=SCHEDULERS,
                    help=f"fifo: every trial to its end (default); asha: asynchronous successive halving "

@@ -149,6 +149,10 @@ class SearcherSummary:
     sim_time_used_s_mean: float         # NaN where the table has no times
     evaluations_mean: float
     wall_s_per_run_median: float
+    # Shares that came from surrogate predictions (task.surrogate_feedback / surrogate_final):
+    # of the evaluations, and of the runs whose incumbent at the end had a predicted final value.
+    surrogate_evaluations: float = 0.0
+    surrogate_final_values: float = 0.0
 
 
 def make_run_searcher(table: Task, spec: RunSpec, seed: int):
@@ -235,7 +239,8 @@ def summarize(result: SimRuns, table: Task, budget: Budget) -> list[SearcherSumm
     """Per searcher, as NATS-Bench reports it: the incumbent's test accuracy at the budget (for a
     time budget interpolated between the two events nearest to it, ``protocol.value_at``), its
     mean and std over runs (ddof 0, ``protocol.NATS_STD_DDOF``); beside it the accuracy at the
-    run's last event, the regret, time used, evaluations and wall time."""
+    run's last event, the regret, time used, evaluations, wall time, and the shares of
+    evaluations and of final values that came from a surrogate model (0 without one)."""
     by_searcher: dict[str, list[RunTrajectory]] = {}
     for r in result.runs:
         by_searcher.setdefault(r.searcher, []).append(r)
@@ -246,6 +251,9 @@ def summarize(result: SimRuns, table: Task, budget: Budget) -> list[SearcherSumm
         at_budget = np.asarray([protocol.value_at(t, a, budget.seconds) if budget.seconds is not None else a[-1]
                                 for t, a in zip(times, acc)], dtype=np.float64)
         wall = np.asarray([r.wall_s for r in runs], dtype=np.float64)
+        evaluated = np.concatenate([r.columns["arch_index"] for r in runs])
+        evaluated = evaluated[evaluated >= 0]
+        incumbents = np.asarray([r.columns["best_arch_index"][-1] for r in runs])
         out.append(SearcherSummary(
             searcher=name, runs=len(runs),
             test_acc_at_budget_mean=float(at_budget.mean()),
@@ -254,8 +262,23 @@ def summarize(result: SimRuns, table: Task, budget: Budget) -> list[SearcherSumm
             regret_mean=float(table.best_final - at_budget.mean()),
             sim_time_used_s_mean=float(np.mean([t[-1] for t in times])) if table.has_time else np.nan,
             evaluations_mean=float(np.mean([len(r) for r in runs])),
-            wall_s_per_run_median=float(np.nanmedian(wall)) if not np.isnan(wall).all() else np.nan))
+            wall_s_per_run_median=float(np.nanmedian(wall)) if not np.isnan(wall).all() else np.nan,
+            surrogate_evaluations=float(table.surrogate_feedback[evaluated].mean()) if evaluated.size else 0.0,
+            # a run without an incumbent (every evaluation failed) ended on no value at all
+            surrogate_final_values=float(np.mean([a >= 0 and table.surrogate_final[a] for a in incumbents]))))
     return out
+
+
+def surrogate_record(summary: list[SearcherSummary], table: Task) -> dict | None:
+    """What the runs file records about surrogate values (its ``surrogate`` metadata entry):
+    the model, its cross-validation figures and each searcher's shares; None when the task used
+    no surrogate row."""
+    if not table.uses_surrogate:
+        return None
+    return {"model": table.surrogate_model, "cv": table.surrogate_cv,
+            "feedback_archs": int(table.surrogate_feedback.sum()), "final_archs": int(table.surrogate_final.sum()),
+            "shares": {r.searcher: {"evaluations": r.surrogate_evaluations, "final_values": r.surrogate_final_values}
+                       for r in summary}}
 
 
 def curves_table(result: SimRuns, budget: Budget, step_s: float = protocol.CURVE_STEP_S) -> pa.Table:
@@ -294,6 +317,12 @@ def runs_table(result: SimRuns, table: Task, experiment: str, budget: Budget) ->
         uniq, inverse = np.unique(cols[idx], return_inverse=True)
         names = [table.space.to_str(int(i)) if i >= 0 else None for i in uniq]
         out[col] = pa.array([names[i] for i in inverse], pa.string())
+    # Whether the evaluated arch's feedback / the incumbent's final value is a surrogate's
+    # prediction; null where there is no arch (no incumbent yet).
+    for col, idx, predicted in (("surrogate", "arch_index", table.surrogate_feedback),
+                                ("best_surrogate", "best_arch_index", table.surrogate_final)):
+        arch = cols[idx]
+        out[col] = pa.array(predicted[np.maximum(arch, 0)], pa.bool_(), mask=arch < 0)
     return pa.table(out)
 
 

@@ -87,6 +87,7 @@ class Scoring:
     C: int
     N: int
     lookup: Any  # trainables.oneshot.lookup.ArchLookup
+    notes: tuple[str, ...] = ()  # the task view's notes (surrogate values, gaps), printed with the results
 
 
 @dataclass
@@ -96,17 +97,18 @@ class OneShotResults:
 
 
 def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | None = None,
-                      N: int | None = None) -> Scoring:
+                      N: int | None = None, *, surrogate: bool = True, allow_gaps: bool = False) -> Scoring:
     """How the store at ``path`` (None: embedded) scores one-shot searches on ``dataset``.
 
     The skeleton comes from the store's files; a different --C/--N is an error (see module doc).
+    ``surrogate`` / ``allow_gaps``: the task view's (--no-surrogate / --allow-gaps).
     """
     from benchmark_data.reader import Benchmark
     from benchmark_data.task import feedback_dataset
     from trainables.data import DATASETS
 
-    bench = Benchmark.open(path)
-    table = bench.task("tss", dataset)
+    bench = Benchmark.open(path, surrogate=surrogate)
+    table = bench.task("tss", dataset, allow_gaps=allow_gaps)
     search_ds = table.feedback_dataset
     recorded = store_skeleton(bench, "tss", search_ds, table.feedback_hp)
     if recorded is not None:
@@ -125,7 +127,7 @@ def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | Non
                         f"({', '.join(DATASETS)})")
     from trainables.oneshot.lookup import ArchLookup  # no torch
 
-    return Scoring(bench, table.dataset, train_ds, C, N, ArchLookup.from_task(table))
+    return Scoring(bench, table.dataset, train_ds, C, N, ArchLookup.from_task(table), tuple(table.notes))
 
 
 def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: str | None = None,
@@ -251,6 +253,8 @@ def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, add
           f"{settings.train_dataset}, C={settings.C}, N={settings.N}): {settings.epochs} epochs x "
           f"{len(settings.seeds)} seed(s); derived architectures scored by test accuracy at "
           f"hp={scoring.lookup.final_hp}")
+    for note in scoring.notes:
+        print(f"note: {note}")
     started = time.perf_counter()
     result = run_oneshot(settings, scoring.lookup, exp_dir, address=address, parallel=parallel, quiet=quiet)
     meta = provenance("runs", recipe={"search": "oneshot", "epochs": settings.epochs,

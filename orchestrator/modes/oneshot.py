@@ -20,6 +20,7 @@ from ..common import (
     add_ray_flags,
     add_seed_flag,
     add_store_flag,
+    add_surrogate_flags,
     at_least,
     check_new_experiment,
     experiment_name,
@@ -54,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", default="tss", choices=("tss",),
                    help="the topology space, the only one the supernet covers (default tss)")
     add_store_flag(p, reads=True, help="Parquet benchmark store the derived architectures are scored on")
+    add_surrogate_flags(p)
     p.add_argument("--dataset", default=None,
                    help="dataset in the store (default: cifar10 if present, else the store's only dataset)")
     p.add_argument("--epochs", type=int, default=None, metavar="E",
@@ -86,7 +88,8 @@ def settings_from_args(args: argparse.Namespace) -> OneShotRun:
     if args.experiment is not None:
         experiment_name(args.experiment, "")
     store = store_to_read(args.store)
-    scoring = resolve_benchmark(store, args.dataset, args.C, args.N)
+    scoring = resolve_benchmark(store, args.dataset, args.C, args.N, surrogate=args.surrogate,
+                                allow_gaps=args.allow_gaps)
     experiment = experiment_name(args.experiment, f"{args.searcher}-tss-{scoring.dataset}")
     check_new_experiment(out, experiment, ONESHOT_FOLDER)
     settings = OneShotSettings(

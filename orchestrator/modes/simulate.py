@@ -21,6 +21,7 @@ from ..common import (
     add_scheduler_flag,
     add_seed_flag,
     add_store_flag,
+    add_surrogate_flags,
     at_least,
     check_new_experiment,
     check_scheduler,
@@ -70,6 +71,8 @@ class SimulateSettings:
     experiment: str | None  # None: a fresh name once the dataset and budget are known
     address: str | None
     parallel: int | None
+    surrogate: bool = True      # merge the store's surrogate predictions in (--no-surrogate: False)
+    allow_gaps: bool = False    # search a table that misses architectures (--allow-gaps)
 
     @property
     def seeds(self) -> list[int]:
@@ -84,6 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None,
                    help="dataset in the store (default: cifar10 if present, else the store's only dataset)")
     add_store_flag(p, reads=True, help="Parquet benchmark store to replay")
+    add_surrogate_flags(p)
     p.add_argument("--budget", default=None, help="search budget per run (see below)")
     p.add_argument("--runs", type=int, default=1, help="independent runs per searcher (default 1)")
     add_seed_flag(p, "seed of the first run; run i uses seed+i (default 0)")
@@ -118,7 +122,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulateSettings:
         store=store_to_read(args.store), budget=None if args.budget is None else parse_budget(args.budget),
         runs=args.runs, seed=args.seed, workers=args.workers, scheduler=args.scheduler, hp=args.hp,
         final_hp=args.final_hp, out=folder_flag("--out", args.out), experiment=args.experiment,
-        address=args.address, parallel=args.parallel)
+        address=args.address, parallel=args.parallel, surrogate=args.surrogate, allow_gaps=args.allow_gaps)
 
 
 def run(settings: SimulateSettings, quiet: bool = False) -> int:
@@ -135,14 +139,16 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
         run_experiment,
         runs_table,
         summarize,
+        surrogate_record,
         write_curves,
         write_runs,
     )
 
     defer_pandas()  # a simulated search moves numbers only: pandas would be half a short process's time
     # Everything a user can get wrong is checked before the first run: nothing is written before.
-    bench = Benchmark.open(settings.store)
-    table = bench.task(settings.space, settings.dataset, settings.hp, final_hp=settings.final_hp)
+    bench = Benchmark.open(settings.store, surrogate=settings.surrogate)
+    table = bench.task(settings.space, settings.dataset, settings.hp, final_hp=settings.final_hp,
+                       allow_gaps=settings.allow_gaps)
     dataset = table.dataset
     budget, why = (settings.budget, "given") if settings.budget is not None else default_budget(table)
     specs = [RunSpec(n, budget, settings.workers, scheduler=settings.scheduler) for n in settings.searchers]
@@ -171,6 +177,8 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
                             progress=not quiet)
     elapsed = time.perf_counter() - started
     rows = runs_table(result, table, experiment, budget)
+    summary = summarize(result, table, budget)
+    surrogate = surrogate_record(summary, table)
     skeleton = json.loads(bench.metadata(settings.space, table.feedback_dataset, table.feedback_hp).get("skeleton")
                           or "{}")
     seeds = settings.seeds
@@ -184,25 +192,47 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
                              "seeds": f"{seeds[0]}..{seeds[-1]}", "workers": str(settings.workers),
                              "scheduler": settings.scheduler,
                              "knobs": json.dumps(knobs, sort_keys=True, default=str),
-                             "incumbent": specs[0].incumbent})
+                             "incumbent": specs[0].incumbent,
+                             **({"surrogate": json.dumps(surrogate, sort_keys=True)} if surrogate else {})})
     paths = write_runs(settings.out, rows, meta)
     curve_path = write_curves(settings.out, experiment, curves_table(result, budget), meta)
 
-    summary = summarize(result, table, budget)
     print(f"\nbest architecture in the benchmark: {table.space.to_str(table.best_arch)}  "
-          f"({table.final_source} {table.best_final:.2f} %)")
+          f"({table.final_source} {table.best_final:.2f} %{predicted(table, table.best_arch)})")
     floor_arch, floor_final = table.best_by_feedback
     print(f"best by the searchers' feedback: {table.space.to_str(floor_arch)}  ({table.feedback_source} at "
-          f"hp={table.feedback_hp}; {table.final_source} {floor_final:.2f} %): the lowest regret a search can "
-          "reach by trusting its feedback")
+          f"hp={table.feedback_hp}; {table.final_source} {floor_final:.2f} %{predicted(table, floor_arch)}): the "
+          "lowest regret a search can reach by trusting its feedback")
     print(format_summary(summary, dataset, budget))
+    for line in format_surrogate_shares(summary, table):
+        print(line)
     if settings.runs == 1 and len(specs) == 1:
         found = int(result.runs[0].columns["best_arch_index"][-1])
-        print(f"\nfound: {table.space.to_str(found)}  (index {found}, {table.final_source} at hp={table.final_hp}: "
-              f"{table.final[found]:.2f} %)")
+        if found < 0:  # --allow-gaps: every proposal lacked data
+            print("\nfound: nothing (no evaluation had data)")
+        else:
+            print(f"\nfound: {table.space.to_str(found)}  (index {found}, {table.final_source} at hp={table.final_hp}: "
+                  f"{table.final[found]:.2f} %{predicted(table, found)})")
     print(f"\nwall time {elapsed:.2f} s; runs table: {paths[0].parent if paths else settings.out}"
           + (f"; curves: {curve_path}" if curve_path else ""))
     return 0
+
+
+def predicted(table, arch: int) -> str:
+    """The words that label a printed final value of ``arch`` as a surrogate prediction ("" when trained)."""
+    return ", a surrogate prediction" if table.surrogate_final[arch] else ""
+
+
+def format_surrogate_shares(summary, table) -> list[str]:
+    """One line per searcher with the shares of its evaluations and of its final values (the
+    incumbent at each run's end) that were surrogate predictions; none when the task used none."""
+    if not table.uses_surrogate:
+        return []
+    from benchmark_data.task import describe_surrogate
+
+    model = describe_surrogate(table.surrogate_model, table.surrogate_cv)
+    return [f"surrogate, {r.searcher}: {100 * r.surrogate_evaluations:.1f} % of evaluations, "
+            f"{100 * r.surrogate_final_values:.1f} % of final values ({model})" for r in summary]
 
 
 def format_summary(summary, dataset: str, budget) -> str:
@@ -223,4 +253,4 @@ def format_summary(summary, dataset: str, budget) -> str:
 
 
 __all__ = ["DESCRIPTION", "EPILOG", "HELP", "SEARCHERS", "SimulateSettings", "add_arguments",
-           "format_summary", "run", "settings_from_args"]
+           "format_summary", "format_surrogate_shares", "run", "settings_from_args"]
