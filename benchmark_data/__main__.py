@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", default="mean",
                    help="an int training seed, 'mean' (over the seeds) or 'random' (one drawn)")
     q.add_argument("--rng-seed", type=int, default=0, help="seed of the draw for --seed random")
+    q.add_argument("--no-surrogate", dest="surrogate", action="store_false",
+                   help="trained rows only: an architecture the store has only a surrogate prediction "
+                        "for is not found (by default a prediction answers, labelled as such)")
     c = sub.add_parser("compact", help="merge each partition's fragments, drop duplicate keys",
                        description="Merge each partition's fragments into one file and drop "
                                    "duplicate keys (the last written row wins).")
@@ -74,16 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _open(store: str | None):
+def _open(store: str | None, surrogate: bool = True):
     from .reader import Benchmark
-    return Benchmark.open(cli.store_to_read(store))
+    return Benchmark.open(cli.store_to_read(store), surrogate=surrogate)
 
 
 def _info(store: str | None) -> None:
     from spaces import get_space
 
     from . import schema as S
-    bench = _open(store)
+    bench = _open(store, surrogate=False)  # epochs lines say what was trained
     print(f"store: {bench.root}")
     for table in S.TABLES:
         counts = bench.row_counts(table)
@@ -91,6 +94,9 @@ def _info(store: str | None) -> None:
         for values, files, rows in counts:
             label = " ".join(f"{k}={v}" for k, v in values.items())
             print(f"  {label}: {files} file(s), {rows} row(s)", end="")
+            if table == "surrogate":
+                print(_surrogate_info(bench, values))
+                continue
             if table != "epochs":
                 print()
                 continue
@@ -113,6 +119,27 @@ def _info(store: str | None) -> None:
         print(f"    why: {bench.bad_reasons[f]}")
 
 
+def _surrogate_info(trained, values: dict) -> str:
+    """The rest of a surrogate partition's ``info`` line: the predictions a reader uses (those of
+    archs never trained), the model and its cross-validation figures; or why none are used."""
+    from spaces import get_space
+
+    from .reader import Benchmark
+    from .task import decode_cv, describe_surrogate
+    key = (values["space"], values["dataset"], values["hp"])
+    if key in trained.ignored_surrogates:
+        return " - ignored: no epochs partition beside it (predictions only complete a trained table)"
+    merged = Benchmark.open(trained.root)  # listing only; reads this partition's keys
+    try:
+        used = merged.surrogate_archs(*key).size
+        meta = merged.surrogate_info(*key) or {}
+    except UserError as exc:  # the trained partition is unusable: said on its own line
+        return f" - not usable: {exc}"
+    return (f", {used}/{get_space(key[0]).size} archs predicted (those never trained)"
+            + (f"\n    model: {describe_surrogate(meta.get('surrogate_model'), decode_cv(meta))}" if meta else "")
+            + (f"\n    created_at: {meta['created_at']}" if meta.get("created_at") else ""))
+
+
 def _query(args: argparse.Namespace) -> None:
     from spaces import get_space
     seed: int | str = args.seed
@@ -121,7 +148,7 @@ def _query(args: argparse.Namespace) -> None:
             seed = int(seed)
         except ValueError:
             raise UserError(f"--seed {seed!r}: give an int, 'mean' or 'random'") from None
-    bench = _open(args.store)
+    bench = _open(args.store, surrogate=args.surrogate)
     name = cli.pick_space(bench, args.space)
     # A named dataset is checked by the reader (whose error says why a damaged one cannot be
     # read); only the inference is choose_dataset's.
@@ -133,6 +160,11 @@ def _query(args: argparse.Namespace) -> None:
     epoch = args.epoch or bench.num_epochs(name, dataset, hp)
     print(f"arch: {arch} {space.to_str(arch)}")
     print(f"space: {name}  dataset: {dataset}  hp: {hp}  epoch: {epoch}  seed: {args.seed}")
+    if arch in bench.surrogate_archs(name, dataset, hp):
+        from .task import decode_cv, describe_surrogate
+        meta = bench.surrogate_info(name, dataset, hp) or {}
+        print(f"source: surrogate prediction, not a training "
+              f"({describe_surrogate(meta.get('surrogate_model'), decode_cv(meta))}); --no-surrogate leaves it out")
     costs = {}
     if any(v == {"space": name, "dataset": dataset} for v, _ in bench.partitions("archs")):
         costs = bench.cost(name, dataset, arch)
