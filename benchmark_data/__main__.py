@@ -1,12 +1,14 @@
-"""``python -m benchmark_data``: inspect, query, compact, import into and build a store.
+"""``python -m benchmark_data``: inspect, query, compact, import into, build and complete a store.
 
 Every command names its store with ``--store PATH`` (``benchmark_data.cli``): ``info`` and
 ``query`` read it and default to the embedded benchmark (``--store embedded``); ``compact``,
 ``import`` (the destination; the source stays positional) and ``build`` write it and require it.
-``import`` and ``build`` hand everything after their name to ``benchmark_data.importers.main``
-and ``trainables.builder.main``; they are imported only when used, so ``info`` and ``query`` do
-not pay for torch or Ray. Errors a user can cause print as ``error: ...`` (exit status 2);
-output cut short by a reader such as ``head`` ends quietly (status 141, see ``cli.run_cli``).
+``import``, ``build`` and ``surrogate`` hand everything after their name to
+``benchmark_data.importers.main``, ``trainables.builder.main`` and
+``benchmark_data.surrogate.cli.main``; they are imported only when used, so ``info`` and
+``query`` do not pay for torch, Ray or scikit-learn. Errors a user can cause print as
+``error: ...`` (exit status 2); output cut short by a reader such as ``head`` ends quietly
+(status 141, see ``cli.run_cli``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ PROG = "python -m benchmark_data"
 _DELEGATES = {
     "import": ("benchmark_data.importers", "import official NATS-Bench archives or tables"),
     "build": ("trainables.builder", "train architectures and write them into a store"),
+    "surrogate": ("benchmark_data.surrogate.cli", "fit a surrogate on a partial table and write "
+                                                  "predictions for the architectures it lacks"),
 }
 # Provenance keys worth a line in `info`; the rest is in the files for anyone who wants it.
 _INFO_META = ("schema_version", "code_version", "created_at", "recipe", "skeleton",
