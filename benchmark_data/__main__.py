@@ -164,14 +164,15 @@ def _query(args: argparse.Namespace) -> None:
     epoch = args.epoch or bench.num_epochs(name, dataset, hp)
     print(f"arch: {arch} {space.to_str(arch)}")
     print(f"space: {name}  dataset: {dataset}  hp: {hp}  epoch: {epoch}  seed: {args.seed}")
-    if arch in bench.surrogate_archs(name, dataset, hp):
+    predicted = bool(arch in bench.surrogate_archs(name, dataset, hp))
+    if predicted:
         from .task import decode_cv, describe_surrogate
         meta = bench.surrogate_info(name, dataset, hp) or {}
         print(f"source: surrogate prediction, not a training "
               f"({describe_surrogate(meta.get('surrogate_model'), decode_cv(meta))}); --no-surrogate leaves it out")
     costs = {}
     if any(v == {"space": name, "dataset": dataset} for v, _ in bench.partitions("archs")):
-        costs = bench.cost(name, dataset, arch)
+        costs = bench.cost(name, dataset, arch, missing_ok=predicted)  # never built: never measured
     for metric, value in {**out, **costs}.items():  # a gap (e.g. an imported table's) is n/a
         print(f"{metric}: {'n/a' if math.isnan(value) else format(value, '.6g')}")
 
