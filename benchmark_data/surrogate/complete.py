@@ -21,7 +21,7 @@ import pyarrow as pa
 from spaces.errors import UserError
 
 from .. import schema as S
-from .models import CANDIDATES, describe, make_model
+from .models import CANDIDATES, describe, fit_model
 from .scores import FOLDS, ModelScore, best, cross_validate
 from .training import MIN_ARCHS, TrainingSet, feature_names, features, training_set
 
@@ -102,7 +102,7 @@ def fit(ts: TrainingSet, model: str = "auto", *, seed: int = 0, folds: int = FOL
     chosen = best(scores).model if model == "auto" else model
     if progress:
         progress(f"{chosen}: fit on all {ts.archs.size} architectures")
-    estimator = make_model(chosen, seed, ts.Y.shape[1]).fit(ts.X, ts.Y)
+    estimator = fit_model(chosen, seed, ts.X, ts.Y)
     return SurrogateFit(ts, chosen, seed, folds, scores, estimator)
 
 

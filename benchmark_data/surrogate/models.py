@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from spaces.errors import UserError
 
 CANDIDATES: tuple[str, ...] = ("random-forest", "extra-trees", "hist-gbm", "mlp")
@@ -59,6 +61,12 @@ def make_model(name: str, seed: int, n_columns: int) -> Any:
                                                              early_stopping=True, random_state=seed))
         return TransformedTargetRegressor(regressor=inner, transformer=StandardScaler())
     raise UserError(f"unknown surrogate model {name!r}; choose one of {', '.join(CANDIDATES)} (or auto)")
+
+
+def fit_model(name: str, seed: int, X: np.ndarray, Y: np.ndarray) -> Any:
+    """``make_model(name, seed)`` fitted on ``X`` -> ``Y`` (a one-column target as the 1-d array
+    scikit-learn expects of a single output, e.g. an imported table's one final accuracy)."""
+    return make_model(name, seed, Y.shape[1]).fit(X, Y[:, 0] if Y.shape[1] == 1 else Y)
 
 
 def describe(name: str) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from spaces.errors import UserError
 
-from .models import make_model
+from .models import fit_model
 from .training import TrainingSet
 
 FINAL_TARGETS = ("valid_acc", "test_acc")  # scored at their last epoch
@@ -71,12 +71,11 @@ def score_targets(ts: TrainingSet, predicted: np.ndarray, truth: np.ndarray) -> 
     return out
 
 
-def fit_predict(ts: TrainingSet, model: str, seed: int, train: TrainingSet, X: np.ndarray
+def fit_predict(model: str, seed: int, train: TrainingSet, X: np.ndarray
                 ) -> tuple[np.ndarray, float, float]:
     """Fit ``model`` on ``train`` and predict rows ``X``: (predictions, fit s, predict s)."""
-    estimator = make_model(model, seed, train.Y.shape[1])
     start = time.perf_counter()
-    estimator.fit(train.X, train.Y)
+    estimator = fit_model(model, seed, train.X, train.Y)
     fitted = time.perf_counter()
     predicted = estimator.predict(X).reshape(len(X), -1)
     return predicted, fitted - start, time.perf_counter() - fitted
@@ -101,7 +100,7 @@ def cross_validate(ts: TrainingSet, models: Sequence[str], *, folds: int = FOLDS
         for k, (train, test) in enumerate(splits):
             if progress:
                 progress(f"{model}: fold {k + 1}/{folds}")
-            p, fit_s, predict_s = fit_predict(ts, model, seed, ts.subset(train), ts.X[test])
+            p, fit_s, predict_s = fit_predict(model, seed, ts.subset(train), ts.X[test])
             predicted[test] = p
             fit_times.append(fit_s)
             predict_times.append(predict_s)
