@@ -67,9 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", default="mean",
                    help="an int training seed, 'mean' (over the seeds) or 'random' (one drawn)")
     q.add_argument("--rng-seed", type=int, default=0, help="seed of the draw for --seed random")
-    q.add_argument("--no-surrogate", dest="surrogate", action="store_false",
+    q.add_argument("--no-surrogate", action="store_true",
                    help="trained rows only: an architecture the store has only a surrogate prediction "
-                        "for is not found (by default a prediction answers, labelled as such)")
+                        "for is not found (without it a prediction answers, labelled as such)")
     c = sub.add_parser("compact", help="merge each partition's fragments, drop duplicate keys",
                        description="Merge each partition's fragments into one file and drop "
                                    "duplicate keys (the last written row wins).")
@@ -152,7 +152,7 @@ def _query(args: argparse.Namespace) -> None:
             seed = int(seed)
         except ValueError:
             raise UserError(f"--seed {seed!r}: give an int, 'mean' or 'random'") from None
-    bench = _open(args.store, surrogate=args.surrogate)
+    bench = _open(args.store, surrogate=not args.no_surrogate)
     name = cli.pick_space(bench, args.space)
     # A named dataset is checked by the reader (whose error says why a damaged one cannot be
     # read); only the inference is choose_dataset's.
