@@ -44,6 +44,9 @@ Without --budget: NATS-Bench's budget for cifar10 (2e4 s), cifar100 (4e4 s), Ima
 As NATS-Bench, a run ends with the first evaluation past the budget (BOHB: once the value at the budget is
 final) and reports the incumbent's test accuracy interpolated at the budget (draw-table.py); curves every 100
 simulated seconds go to OUT/curves/.
+A table that covers only part of the space is refused, with the command that completes it with surrogate
+predictions, unless --allow-gaps; a store's surrogate predictions complete it unless --no-surrogate, and the
+summary then says how much of each searcher's evaluations and final values came from them.
 Examples:
   orchestrate.py --searcher bohb --budget 2e4s                  # the main job, on the embedded benchmark
   orchestrate.py simulate --searcher all --runs 500
