@@ -118,6 +118,25 @@ def test_a_refit_on_the_same_data_and_seed_is_identical_and_replaces_the_earlier
     assert not pq.read_table(third).column("valid_acc").equals(before.column("valid_acc"))
 
 
+def test_residual_noise_makes_predicted_rows_scatter_as_trained_ones_do(tmp_path, capsys):
+    """Bare predictions are means, less spread than single trainings; with --noise residual the
+    predicted final accuracies around the model spread like the trained ones around it."""
+    store = make_store(tmp_path / "s", n_archs=200)
+    spread = {}
+    for noise in ("none", "residual"):
+        code, _, _ = run(capsys, "--store", str(store), "--space", "sss", "--model", "random-forest", "--folds", "3",
+                         "--noise", noise, "--quiet")
+        assert code == 0
+        (path,) = surrogate_files(store)
+        tbl = pq.read_table(path).to_pandas()
+        assert pq.read_schema(path).metadata[b"surrogate_noise"] == noise.encode()
+        last = tbl[tbl["epoch"] == HP].set_index("arch_index")
+        spread[noise] = last["valid_acc"] - last["test_acc"]  # the two noisy splits of one training
+    # trained rows: valid and test differ by independent noise of std 0.3 each (std 0.42)
+    assert spread["none"].std() < 0.15
+    assert 0.25 < spread["residual"].std() < 0.65
+
+
 def test_auto_cross_validates_every_candidate_and_keeps_the_best_by_kendall_tau(tmp_path):
     store = make_store(tmp_path / "s", n_archs=80)
     ts = training_set(Benchmark.open(store, surrogate=False), "sss", "digits", HP)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from spaces import SPACE_NAMES
 
 from .. import cli
+from .complete import NOISE
 from .models import CANDIDATES
 from .scores import FINAL_TARGETS, FOLDS
 from .training import MIN_ARCHS
@@ -18,7 +19,9 @@ The model is chosen by {FOLDS}-fold cross-validation over the trained architectu
 architectures together): the candidate with the highest mean Kendall tau of the final validation and test
 accuracy wins. Its predictions go to STORE/surrogate/ (never into epochs/), labelled with status 'surrogate',
 seed -1, and metadata naming the model, its features, a fingerprint of the training rows and every
-candidate's CV scores. Running it again replaces the earlier predictions (after more training, say).
+candidate's CV scores. With --noise residual (the default) each prediction gets the cross-validation residuals
+of one trained architecture added, so predicted rows scatter as one training does. Running it again replaces
+the earlier predictions (after more training, say).
 Searches use them unless given --no-surrogate, and say how much of each result came from the model.
 Example:
   {PROG} --store benchmark_data/embedded --space sss --dataset digits --hp 12"""
@@ -37,6 +40,9 @@ def _parser():
                    help="surrogate model; auto cross-validates every candidate and keeps the best")
     p.add_argument("--folds", type=int, default=FOLDS, help="folds of the cross-validation")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds and the model (same seed, same rows)")
+    p.add_argument("--noise", default="residual", choices=NOISE,
+                   help="residual: each prediction plus one trained architecture's CV residuals (drawn with "
+                        "--seed), so predicted rows vary as much as trained ones; none: the bare predicted mean")
     p.add_argument("--min-archs", type=int, default=MIN_ARCHS,
                    help="fewest trained architectures a fit is allowed on")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -71,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"surrogate for {space}/{dataset} hp={hp} in {root}")
     done = complete(root, space, dataset, hp, model=args.model, seed=args.seed, folds=args.folds,
-                    min_archs=args.min_archs, progress=say)
+                    min_archs=args.min_archs, noise=args.noise, progress=say)
     fit = done.fit
     ts = fit.ts
     print(f"training set: {ts.archs.size:,} trained architectures"
@@ -82,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_scores(fit.scores, fit.model))
     print(f"model: {fit.model} (mean Kendall tau {fit.chosen.rank_score:.3f})"
           + ("" if args.model == "auto" else ", as asked"))
-    print(f"wrote {done.written:,} architectures x {ts.n_epochs} epochs of predictions (status surrogate) to "
+    print(f"wrote {done.written:,} architectures x {ts.n_epochs} epochs of predictions (status surrogate; noise "
+          f"{args.noise}) to "
           f"{done.paths[0].parent}" + (f"; replaced {len(done.replaced)} earlier file(s)" if done.replaced else ""))
     return 0
 

@@ -26,6 +26,10 @@ from .scores import FOLDS, ModelScore, best, cross_validate
 from .training import MIN_ARCHS, TrainingSet, feature_names, features, training_set
 
 _ACCURACIES = ("train_acc", "valid_acc", "test_acc")  # percent: predictions are clipped to 0..100
+# "residual": each predicted architecture gets the cross-validation residual curves of one
+# trained architecture drawn at random (seeded) added to its prediction; "none": the bare
+# prediction (the model's estimate of the mean over trainings).
+NOISE = ("residual", "none")
 
 
 @dataclass
@@ -37,15 +41,36 @@ class SurrogateFit:
     folds: int
     scores: list[ModelScore]   # every candidate's CV scores (the chosen one among them)
     estimator: Any = field(repr=False)
+    noise: str = "residual"    # what the written rows add to the prediction (NOISE)
 
     @property
     def chosen(self) -> ModelScore:
         return next(s for s in self.scores if s.model == self.model)
 
     def predict(self, arch_index: np.ndarray) -> np.ndarray:
-        """float32 [n, columns] predictions, clipped to what the metrics can be."""
+        """float32 [n, columns] predictions of the mean curves, clipped to what the metrics can be."""
         out = self.estimator.predict(features(self.ts.space, arch_index)).reshape(len(arch_index), -1)
-        out = out.astype(np.float32)
+        return self._clip(out.astype(np.float32))
+
+    def draw(self, arch_index: np.ndarray) -> np.ndarray:
+        """float32 [n, columns]: what the written rows hold, ``predict`` plus the noise.
+
+        A prediction is a mean; a trained row is one training, which lands around its mean with
+        the spread the cross-validation residuals measure. Without noise a search meets the
+        trained architectures' lucky draws at the top of the ranking and predicted ones never
+        (regression to the mean), so a completed table would steer searches to what happened to
+        be trained. With ``noise="residual"`` each architecture gets one trained architecture's
+        whole residual row (every metric and epoch: their correlations kept), drawn with the fit's
+        seed, so the same fit writes the same rows.
+        """
+        out = self.predict(arch_index)
+        if self.noise == "none":
+            return out
+        residuals = self.chosen.residuals
+        pick = np.random.default_rng(self.seed).integers(len(residuals), size=len(arch_index))
+        return self._clip(out + residuals[pick])
+
+    def _clip(self, out: np.ndarray) -> np.ndarray:
         for c, col in enumerate(self.ts.columns):
             np.clip(out[:, c], 0.0, 100.0 if col.metric in _ACCURACIES else None, out=out[:, c])
         return out
@@ -66,12 +91,12 @@ class SurrogateFit:
                    "surrogate_training_archs": str(self.ts.archs.size),
                    "surrogate_cv": json.dumps({"folds": self.folds, "chosen": self.model,
                                                "candidates": [s.to_json() for s in self.scores]}),
-                   "surrogate_seed": str(self.seed), "writer": "surrogate"})
+                   "surrogate_seed": str(self.seed), "surrogate_noise": self.noise, "writer": "surrogate"})
 
     def rows(self, arch_index: np.ndarray) -> pa.Table:
         """``surrogate`` rows (one per architecture and epoch) for ``arch_index``."""
         arch_index = np.asarray(arch_index, np.int32)
-        predicted = self.predict(arch_index)
+        predicted = self.draw(arch_index)
         n, epochs = arch_index.size, self.ts.n_epochs
         data: dict[str, Any] = {
             "space": pa.array([self.ts.space.name] * (n * epochs)),
@@ -91,19 +116,21 @@ class SurrogateFit:
         return pa.table(data)
 
 
-def fit(ts: TrainingSet, model: str = "auto", *, seed: int = 0, folds: int = FOLDS,
+def fit(ts: TrainingSet, model: str = "auto", *, seed: int = 0, folds: int = FOLDS, noise: str = "residual",
         progress: Callable[[str], None] | None = None) -> SurrogateFit:
     """Cross-validate ``model`` (``auto``: every candidate, keeping the best by Kendall tau),
     then fit it on the whole training set."""
     if model != "auto" and model not in CANDIDATES:
         raise UserError(f"unknown surrogate model {model!r}; choose auto or one of {', '.join(CANDIDATES)}")
+    if noise not in NOISE:
+        raise UserError(f"unknown surrogate noise {noise!r}; choose one of {', '.join(NOISE)}")
     scores = cross_validate(ts, CANDIDATES if model == "auto" else (model,), folds=folds, seed=seed,
                             progress=progress)
     chosen = best(scores).model if model == "auto" else model
     if progress:
         progress(f"{chosen}: fit on all {ts.archs.size} architectures")
     estimator = fit_model(chosen, seed, ts.X, ts.Y)
-    return SurrogateFit(ts, chosen, seed, folds, scores, estimator)
+    return SurrogateFit(ts, chosen, seed, folds, scores, estimator, noise)
 
 
 @dataclass(frozen=True)
@@ -115,7 +142,7 @@ class Completion:
 
 
 def complete(root: str | Path, space: str, dataset: str, hp: int, *, model: str = "auto", seed: int = 0,
-             folds: int = FOLDS, min_archs: int = MIN_ARCHS,
+             folds: int = FOLDS, min_archs: int = MIN_ARCHS, noise: str = "residual",
              progress: Callable[[str], None] | None = None) -> Completion:
     """Fit a surrogate on the trained rows of (space, dataset, hp) in the store ``root`` and
     write predictions for every architecture without them (see the module docstring)."""
@@ -128,7 +155,7 @@ def complete(root: str | Path, space: str, dataset: str, hp: int, *, model: str 
     if not missing.size:
         raise UserError(f"{space}/{dataset} hp={hp} has trained rows for every one of the "
                         f"{ts.space.size:,} architectures: there is nothing to complete")
-    result = fit(ts, model, seed=seed, folds=folds, progress=progress)
+    result = fit(ts, model, seed=seed, folds=folds, noise=noise, progress=progress)
     folder = S.partition_path(bench.root, "surrogate", {"space": space, "dataset": dataset, "hp": hp})
     earlier = S.list_fragments(folder)
     if progress:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,9 @@ class ModelScore:
     targets: dict[str, TargetScore]   # final metric -> its scores
     fit_s: float                      # median seconds per fold fit
     predict_s: float                  # median seconds per fold prediction
+    # recorded minus out-of-fold predicted values [archs, columns]: how far one training lands
+    # from the model's prediction (what ``noise="residual"`` draws from); None outside CV
+    residuals: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def rank_score(self) -> float:
@@ -105,7 +108,7 @@ def cross_validate(ts: TrainingSet, models: Sequence[str], *, folds: int = FOLDS
             fit_times.append(fit_s)
             predict_times.append(predict_s)
         out.append(ModelScore(model, score_targets(ts, predicted, ts.Y), float(np.median(fit_times)),
-                              float(np.median(predict_times))))
+                              float(np.median(predict_times)), (ts.Y - predicted).astype(np.float32)))
     return out
 
 
