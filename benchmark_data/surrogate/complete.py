@@ -26,10 +26,11 @@ from .scores import FOLDS, ModelScore, best, cross_validate
 from .training import MIN_ARCHS, TrainingSet, feature_names, features, training_set
 
 _ACCURACIES = ("train_acc", "valid_acc", "test_acc")  # percent: predictions are clipped to 0..100
-# "residual": each predicted architecture gets the cross-validation residual curves of one
-# trained architecture drawn at random (seeded) added to its prediction; "none": the bare
-# prediction (the model's estimate of the mean over trainings).
+# "residual": each predicted architecture gets the cross-validation residual curves of a trained
+# architecture with a like prediction added (``SurrogateFit.draw``); "none": the bare prediction
+# (the model's estimate of the mean over trainings).
 NOISE = ("residual", "none")
+NEIGHBOURS = 50  # trained architectures, nearest by predicted objective, that a residual is drawn from
 
 
 @dataclass
@@ -59,15 +60,23 @@ class SurrogateFit:
         the spread the cross-validation residuals measure. Without noise a search meets the
         trained architectures' lucky draws at the top of the ranking and predicted ones never
         (regression to the mean), so a completed table would steer searches to what happened to
-        be trained. With ``noise="residual"`` each architecture gets one trained architecture's
-        whole residual row (every metric and epoch: their correlations kept), drawn with the fit's
-        seed, so the same fit writes the same rows.
+        be trained. With ``noise="residual"`` each architecture gets the whole residual row (every
+        metric and epoch, so their correlations are kept) of one of the ``NEIGHBOURS`` trained
+        architectures whose out-of-fold prediction of the objective was closest to its own: the
+        spread depends on the level (a network near 99 % scatters less than one near 80 %), so a
+        residual is only borrowed from a like architecture. Drawn with the fit's seed: the same
+        fit writes the same rows.
         """
         out = self.predict(arch_index)
         if self.noise == "none":
             return out
         residuals = self.chosen.residuals
-        pick = np.random.default_rng(self.seed).integers(len(residuals), size=len(arch_index))
+        key = self.ts.column(self.ts.objective)
+        oof = self.ts.Y[:, key] - residuals[:, key]  # what the CV predicted for each trained arch
+        order = np.argsort(oof, kind="stable")
+        k = min(NEIGHBOURS, order.size)
+        start = np.clip(np.searchsorted(oof[order], out[:, key]) - k // 2, 0, order.size - k)
+        pick = order[start + np.random.default_rng(self.seed).integers(k, size=len(arch_index))]
         return self._clip(out + residuals[pick])
 
     def _clip(self, out: np.ndarray) -> np.ndarray:

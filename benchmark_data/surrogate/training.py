@@ -80,6 +80,14 @@ class TrainingSet:
     source_meta: dict[str, str]  # provenance of the epochs rows (recipe, skeleton, fingerprint)
 
     @property
+    def objective(self) -> str:
+        """The metric a search sees (the files' objective column), else the first recorded final
+        target (an imported table of test accuracies alone)."""
+        wanted = self.source_meta.get("objective_column") or S.ROLE_COLUMNS["epochs"]["objective_column"]
+        return wanted if wanted in self.metrics else next(m for m in ("valid_acc", "test_acc", *self.metrics)
+                                                          if m in self.metrics)
+
+    @property
     def metrics(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c.metric for c in self.columns))
 
