@@ -229,6 +229,21 @@ def test_live_search_random_with_asha_and_bohb_with_fifo(local_ray, tmp_path):
 
 
 @pytest.mark.ray
+def test_live_search_on_the_size_space_trains_the_one_cell_per_stage_network(local_ray, tmp_path):
+    out, store = tmp_path / "out", tmp_path / "store"
+    code, stdout, err = cli("train", "--space", "sss", "--epochs", "1", "--quiet", "--out", str(out),
+                            "--store", str(store), "--trials", "2", "--searcher", "rea", "--experiment", "size")
+    assert code == 0, err
+    trials = trials_of(out, "size")
+    assert len(trials) == 2 and (trials["space"] == "sss").all() and (trials["status"] == "ok").all()
+    sss = spaces.get_space("sss")
+    assert all(sss.to_str(a) == s for a, s in zip(trials["arch_index"], trials["arch"]))
+    bench = Benchmark.open(store)
+    assert bench.spaces() == ["sss"] and sorted(bench.archs("sss", "digits", 1)) == sorted(trials["arch_index"])
+    assert json.loads(bench.metadata("sss", "digits", 1)["skeleton"]) == {"N": 1}  # NATS-Bench's size network
+
+
+@pytest.mark.ray
 @pytest.mark.slow  # two Ray sessions in subprocesses, and an interruption: ~2-4 min here
 def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
     """SIGINT after the first trials, then --resume: all trials end up run, none twice."""

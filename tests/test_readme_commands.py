@@ -4,8 +4,9 @@ The commands are read from the README's ``bash`` blocks (continuation lines join
 ``[optional]`` parts dropped), sizes shrunk (``--runs``, ``--trials``, ``--epochs``, ``--budget``,
 ``--archs``), and placeholders replaced by files the test writes in the same formats: ``STORE`` a
 store holding an imported CIFAR-10-layout table (a fresh empty folder for the commands that write
-into a store), the NATS-Bench archive a tiny archive of the official layout, the CSV a synthetic
-table of the published layout. A command the README shows that this test cannot map fails it, so
+into a store; for ``surrogate``, a partial size-space table of 60 trained configurations), the
+NATS-Bench archive a tiny archive of the official layout, the CSV a synthetic table of the
+published layout. A command the README shows that this test cannot map fails it, so
 README and CLI cannot drift apart.
 """
 
@@ -19,7 +20,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from surrogate_fixtures import synthetic_rows
 
+from benchmark_data import schema
+from benchmark_data.writer import write_fragment
 from nats_fixtures import write_archive
 from sim_fixtures import synthetic_table
 from spaces import get_space
@@ -65,7 +69,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
                         "--dataset", "cifar10", "--hp", "200", "--quiet"], capture_output=True, text=True, cwd=tmp)
     assert r.returncode == 0, r.stderr
     archive = write_archive(tmp / "archive", "tss", num_archs=3)
-    return {"csv": csv, "store": store, "archive": archive, "tmp": tmp}
+    partial = tmp / "partial"
+    write_fragment(partial, "epochs", synthetic_rows(60, hp=12), metadata=schema.provenance())
+    return {"csv": csv, "store": store, "archive": archive, "tmp": tmp, "partial": partial}
 
 
 def test_the_readme_shows_every_mode_and_store_command():
@@ -73,7 +79,8 @@ def test_the_readme_shows_every_mode_and_store_command():
     for start in ("python orchestrate.py --searcher bohb --budget 2e4s", "python orchestrate.py simulate",
                   "python orchestrate.py train", "python orchestrate.py oneshot", "python -m benchmark_data info",
                   "python -m benchmark_data query", "python -m benchmark_data compact",
-                  "python -m benchmark_data import", "python -m benchmark_data build"):
+                  "python -m benchmark_data import", "python -m benchmark_data build",
+                  "python -m benchmark_data surrogate", "python orchestrate.py simulate --space sss"):
         assert any(c.startswith(start) for c in commands), start
     assert not any("--benchmark" in c or "--mode" in c for c in commands)  # the old spellings
 
@@ -87,7 +94,8 @@ def test_every_readme_command_runs(command, files, tmp_path):
     tiny = {**TINY, **(TINY_ONESHOT if sub == "oneshot" else {})}
     argv = _shrunk(argv, tiny)
     writes = (module, sub) in WRITES_A_STORE
-    store = tmp_path / "new-store" if writes else shutil.copytree(files["store"], tmp_path / "store")
+    source = files["partial"] if (module, sub) == ("benchmark_data", "surrogate") else files["store"]
+    store = tmp_path / "new-store" if writes else shutil.copytree(source, tmp_path / "store")
     argv = [str(store) if a == "STORE" else a for a in argv]
     argv = [str(files["archive"]) if a == ARCHIVE else str(files["csv"]) if a == CSV else a for a in argv]
     if any(a.isupper() and a.isalpha() for a in argv):
@@ -96,6 +104,8 @@ def test_every_readme_command_runs(command, files, tmp_path):
         argv += ["--out", str(tmp_path / "out"), "--quiet"]
     if sub == "build":
         argv += ["--epochs", "1", "--workers", "0", "--quiet"]  # two one-epoch trainings, in-process
+    if sub == "surrogate":
+        argv += ["--model", "random-forest", "--folds", "2", "--quiet"]  # one small model, not four
     r = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"{' '.join(argv)}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
     assert "Traceback" not in r.stderr
