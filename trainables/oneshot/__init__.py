@@ -1,8 +1,12 @@
-"""One-shot weight-sharing NAS on the topology space: one supernet, one small strategy per algorithm.
+"""One-shot weight-sharing NAS: one supernet per space, one small strategy per algorithm.
 
-``ALGORITHMS`` names them in NATS-Bench's order; ``strategy_class(name)`` imports one on first use
-(so that the command line can list them without importing torch). The search loop, checkpoints
-and the Ray Tune trainable are in ``search.py``; the supernet in ``supernet.py``.
+Topology space (``supernet.TopologySupernet``): DARTS-V1/V2, GDAS, SETN, ENAS, RSPS, named by
+``ALGORITHMS`` in NATS-Bench's order. Size space (``size_supernet.SizeSupernet``): TAS, FBNet-V2
+and TuNAS, ``SIZE_ALGORITHMS`` (NATS-Bench's ``tas``, ``mask_gumbel``, ``mask_rl``).
+``SPACE_ALGORITHMS`` maps a space to its algorithms and ``algorithm_space(name)`` an algorithm to
+its space; ``strategy_class(name)`` imports one on first use (so that the command line can list
+them without importing torch). The search loop, checkpoints and the Ray Tune trainable are in
+``search.py``.
 """
 
 from __future__ import annotations
@@ -11,24 +15,41 @@ import importlib
 
 from spaces.errors import UserError
 
-# name -> (module, class)
+# name -> (space, module, class)
 _REGISTRY = {
-    "darts-v1": ("darts_v1", "DartsV1"),
-    "darts-v2": ("darts_v2", "DartsV2"),
-    "gdas": ("gdas", "GDAS"),
-    "setn": ("setn", "SETN"),
-    "enas": ("enas", "ENAS"),
-    "rsps": ("rsps", "RSPS"),
+    "darts-v1": ("tss", "darts_v1", "DartsV1"),
+    "darts-v2": ("tss", "darts_v2", "DartsV2"),
+    "gdas": ("tss", "gdas", "GDAS"),
+    "setn": ("tss", "setn", "SETN"),
+    "enas": ("tss", "enas", "ENAS"),
+    "rsps": ("tss", "rsps", "RSPS"),
+    "tas": ("sss", "tas", "TAS"),
+    "fbnetv2": ("sss", "fbnetv2", "FBNetV2"),
+    "tunas": ("sss", "tunas", "TuNAS"),
 }
-ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
+SPACE_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    space: tuple(name for name, (s, _, _) in _REGISTRY.items() if s == space) for space in ("tss", "sss")}
+ALGORITHMS: tuple[str, ...] = SPACE_ALGORITHMS["tss"]
+SIZE_ALGORITHMS: tuple[str, ...] = SPACE_ALGORITHMS["sss"]
+
+
+def _check(name: str) -> None:
+    if name not in _REGISTRY:
+        raise UserError(f"unknown one-shot algorithm {name!r}; choose one of {', '.join(ALGORITHMS)} "
+                        f"(topology space) or {', '.join(SIZE_ALGORITHMS)} (size space)")
+
+
+def algorithm_space(name: str) -> str:
+    """The space a one-shot algorithm searches: "tss" or "sss"."""
+    _check(name)
+    return _REGISTRY[name][0]
 
 
 def strategy_class(name: str):
     """The strategy class of a one-shot algorithm; UserError listing the valid names otherwise."""
-    if name not in _REGISTRY:
-        raise UserError(f"unknown one-shot algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}")
-    module, cls = _REGISTRY[name]
+    _check(name)
+    _, module, cls = _REGISTRY[name]
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-__all__ = ["ALGORITHMS", "strategy_class"]
+__all__ = ["ALGORITHMS", "SIZE_ALGORITHMS", "SPACE_ALGORITHMS", "algorithm_space", "strategy_class"]

@@ -1,5 +1,9 @@
 """The one-shot search loop, its exact checkpoints, and the Ray Tune trainable that hosts it.
 
+One engine for both spaces: the algorithm's strategy names its space (``Strategy.space``), and
+``SUPERNETS`` builds that space's supernet (the topology supernet with C and N; the size space's
+channel supernet, N=1, no C). Everything below holds for both.
+
 The trainable is the shared Tune plumbing of ``trainables.tune_host``; the benchmark figures of a
 derived architecture come from ``lookup.ArchLookup`` (re-exported here).
 
@@ -63,10 +67,10 @@ from trainables.tune_host import EngineHost, absolute_path, module_getattr, tune
 
 from . import strategy_class
 from .lookup import ArchLookup, peak_rss_mib
-from .supernet import ArchSample, TopologySupernet
+from .supernet import TopologySupernet
 
-__all__ = ["ENGINE_KNOBS", "RANK_BATCH", "ArchLookup", "SearchEngine", "oneshot_trainable", "peak_rss_mib",
-           "search_recipe"]
+__all__ = ["ENGINE_KNOBS", "RANK_BATCH", "SUPERNETS", "ArchLookup", "SearchEngine", "oneshot_trainable",
+           "peak_rss_mib", "search_recipe"]
 
 RANK_BATCH = 512
 # Knobs the engine reads itself (the rest go to the strategy); see the module docstring.
@@ -82,15 +86,32 @@ def search_recipe(epochs: int, batch_size: int = 64) -> Recipe:
                   eval_batch_size=RANK_BATCH)
 
 
-class SearchEngine:
-    """One one-shot search (one algorithm, one seed) on the topology space."""
+def _size_supernet(dataset: Dataset, C: int | None, N: int):
+    from .size_supernet import SizeSupernet
 
-    def __init__(self, algorithm: str, dataset: Dataset, *, epochs: int, seed: int, C: int, N: int,
+    if C is not None:
+        raise UserError(f"C={C}: the size space's channels are the architecture, it has no C; drop C for "
+                        "the size strategies")
+    return SizeSupernet(dataset.num_classes, N=N, in_channels=dataset.in_channels, input_size=dataset.image_size)
+
+
+# space -> supernet(dataset, C, N), as the strategies of that space expect it
+SUPERNETS = {
+    "tss": lambda dataset, C, N: TopologySupernet(dataset.num_classes, C=C, N=N, in_channels=dataset.in_channels),
+    "sss": _size_supernet,
+}
+
+
+class SearchEngine:
+    """One one-shot search (one algorithm, one seed) on the algorithm's space (``C`` None for sss)."""
+
+    def __init__(self, algorithm: str, dataset: Dataset, *, epochs: int, seed: int, C: int | None, N: int,
                  device: str | torch.device = "cpu", batch_size: int = 64,
                  knobs: Mapping[str, Any] | None = None) -> None:
         cls = strategy_class(algorithm)
         self.algorithm, self.dataset, self.seed = algorithm, dataset, int(seed)
-        self.C, self.N, self.knobs = int(C), int(N), _checked_knobs(cls, algorithm, knobs or {})
+        self.C, self.N = (None if C is None else int(C)), int(N)
+        self.knobs = _checked_knobs(cls, algorithm, knobs or {})
         engine_knobs = {**ENGINE_KNOBS, **{k: v for k, v in self.knobs.items() if k in ENGINE_KNOBS}}
         strategy_knobs = {k: v for k, v in self.knobs.items() if k not in ENGINE_KNOBS}
         clip = engine_knobs["grad_clip"]
@@ -98,14 +119,14 @@ class SearchEngine:
             raise UserError(f"knob grad_clip must be a positive number or None, got {clip!r}")
         self.grad_clip = None if clip is None else float(clip)
         self.recipe = search_recipe(epochs, batch_size)
-        self.space = get_space("tss")
+        self.space = get_space(cls.space)
         self.device = torch.device(device)
         if dataset.valid is None:
             raise UserError(f"dataset {dataset.name!r} has no validation split: one-shot search "
                             "trains the weights on train and the architecture on valid")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed_of(seed, 0))
-            net = TopologySupernet(dataset.num_classes, C=C, N=N, in_channels=dataset.in_channels)
+            net = SUPERNETS[cls.space](dataset, self.C, self.N)
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.weight_optimizer = torch.optim.SGD(
             self.net.parameters(), lr=self.recipe.lr, momentum=self.recipe.momentum,
@@ -165,7 +186,8 @@ class SearchEngine:
         return {"epoch": self.epoch, "arch_index": arch_index, "arch": self.space.to_str(arch_index),
                 "search_loss": loss_sum / seen, "search_acc": 100.0 * correct / seen,
                 "supernet_valid_acc": self.batch_accuracy(self.rank_batch, ops),
-                "arch_entropy": strategy.entropy(), "epoch_time_s": epoch_time, "derive_time_s": derive_time}
+                "arch_entropy": strategy.entropy(), **strategy.report(ops),
+                "epoch_time_s": epoch_time, "derive_time_s": derive_time}
 
     def epoch_lr(self, epoch: int) -> float:
         """The weight lr of search epoch ``epoch`` (0-based): cosine per epoch (module docstring)."""
@@ -193,7 +215,7 @@ class SearchEngine:
     def batch_accuracy(self, batch, ops: tuple[int, ...]) -> float:
         """Accuracy (percent) of the sub-network ``ops`` on one batch, with the shared weights."""
         x, y = batch
-        logits = self.net(x, ArchSample.single_path(ops, x))
+        logits = self.net(x, self.strategy.path_sample(ops, x))
         return 100.0 * float((logits.argmax(1) == y).float().mean())
 
     def best_of(self, candidates: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -255,8 +277,8 @@ class _OneShotMixin(EngineHost):
     """One Tune trial = one one-shot search; one ``step()`` = one search epoch.
 
     Config keys: algorithm, dataset ("digits"), data_dir (relative: from the launch folder), seed
-    (0), epochs, C, N, threads (1), device ("cpu"; "cuda" only where the trial reserved a GPU),
-    knobs (dict of strategy knobs). ``lookup`` (an ArchLookup, passed with
+    (0), epochs, C (None for the size space), N, threads (1), device ("cpu"; "cuda" only where the
+    trial reserved a GPU), knobs (dict of strategy knobs). ``lookup`` (an ArchLookup, passed with
     ``tune.with_parameters``) adds the derived architecture's benchmark figures to each result.
     A checkpoint per epoch holds the engine's whole state (see the module docstring).
     """
@@ -272,7 +294,8 @@ class _OneShotMixin(EngineHost):
         dataset = search_dataset(str(config.get("dataset", "digits")),
                                  None if data_dir is None else str(absolute_path(data_dir)), device)
         self.engine = SearchEngine(config["algorithm"], dataset, epochs=int(config["epochs"]),
-                                   seed=int(config.get("seed", 0)), C=int(config["C"]), N=int(config["N"]),
+                                   seed=int(config.get("seed", 0)),
+                                   C=None if config.get("C") is None else int(config["C"]), N=int(config["N"]),
                                    device=device, knobs=config.get("knobs"))
         self.lookup = lookup
         self.search_time = 0.0
