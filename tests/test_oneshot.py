@@ -308,7 +308,8 @@ def test_lookup_ranks_the_best_architecture_first():
     lookup = ArchLookup(final=final, search_valid=final - 1, final_hp=200, search_hp=12, dataset="x")
     assert lookup.rank[[2, 0, 3, 4]].tolist() == [1, 2, 2, 4] and np.isnan(lookup.rank[1])
     assert lookup.figures(2) == {"test_acc": 95.0, "valid_acc_search_hp": 94.0, "rank": 1.0,
-                                 "final_hp": 200, "search_hp": 12}
+                                 "final_hp": 200, "search_hp": 12, "test_acc_surrogate": False,
+                                 "feedback_surrogate": False}
 
 
 def test_lookup_from_the_benchmark_task_view_scores_as_the_task_does():
@@ -336,7 +337,8 @@ def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     (["--searcher", "gdas", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["--searcher", "darts-v1", "--dataset", "cifar10"], "has no dataset 'cifar10'"),
     (["--searcher", "enas", "--C", "16"], "trained with C=8, N=1"),
-    (["--searcher", "rsps", "--space", "sss"], "argument --space: invalid choice: 'sss' (choose from 'tss')"),
+    (["--searcher", "rsps", "--space", "sss"], "--searcher rsps searches the topology space (--space tss); on "
+                                               "--space sss use one of tas, fbnetv2, tunas"),
     (["--searcher", "setn", "--budget", "2e4s"], "--budget is a flag of `orchestrate.py simulate`, not of oneshot"),
     (["oneshot", "--searcher", "gdas", "--workers", "1"], "--workers is a flag of"),
     (["oneshot", "--searcher", "darts"], "invalid choice: 'darts'"),

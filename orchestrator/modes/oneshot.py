@@ -1,4 +1,5 @@
-"""``orchestrate.py oneshot``: weight-sharing NAS (DARTS, GDAS, SETN, ENAS, RSPS) scored on a benchmark.
+"""``orchestrate.py oneshot``: weight-sharing NAS scored on a benchmark — DARTS, GDAS, SETN, ENAS, RSPS on the
+topology space, TAS, FBNet-V2 and TuNAS on the size space (``--space sss``).
 
 The flags and their checks; the run itself is ``orchestrator.oneshot``. The supernet trains live on
 Ray Tune on the benchmark's own dataset and skeleton; the architecture derived after every epoch is
@@ -10,9 +11,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from benchmark_data.cli import store_to_read  # the store flag's one reading, shared by every CLI
+from benchmark_data.cli import store_to_read, store_to_write  # the store flag's readings, shared by every CLI
 from spaces.errors import UserError
-from trainables.oneshot import ALGORITHMS  # a registry only: no torch import
+from trainables.oneshot import ALGORITHMS, SIZE_ALGORITHMS, SPACE_ALGORITHMS, algorithm_space  # registry: no torch
 
 from ..common import (
     absolute,
@@ -29,14 +30,17 @@ from ..common import (
 from ..oneshot import DEFAULT_EPOCHS
 
 HELP = "one-shot (weight-sharing) NAS on a supernet, scored against a tabular benchmark"
-DESCRIPTION = ("Weight-sharing NAS on the topology space: a supernet trains live on Ray Tune (one trial per seed, "
-               "1 CPU each, a checkpoint per epoch) on the store's dataset and skeleton; after every epoch the "
-               "derived architecture is looked up in the store (test accuracy under the final recipe, rank among "
-               "all cells).")
+DESCRIPTION = ("Weight-sharing NAS: a supernet trains live on Ray Tune (one trial per seed, 1 CPU each, a checkpoint "
+               "per epoch) on the store's dataset and skeleton; after every epoch the derived architecture is looked "
+               "up in the store (test accuracy under the final recipe, rank among all architectures; a surrogate "
+               "model's prediction is labelled as one). Topology space: "
+               f"{', '.join(ALGORITHMS)}. Size space (--space sss, a channel supernet): {', '.join(SIZE_ALGORITHMS)}, "
+               "with optional FLOPs/parameter targets (TAS' cost loss) and filter warm-up.")
 EPILOG = """\
 A search on cifar10 trains on cifar10-valid (as NATS-Bench); cifar100 and ImageNet16-120 need NATS-Bench's split
-files beside the data. Example:
-  orchestrate.py oneshot --searcher gdas --epochs 50 --runs 3"""
+files beside the data. A target is absolute (millions) or a share of the largest network (50%). Examples:
+  orchestrate.py oneshot --searcher gdas --epochs 50 --runs 3
+  orchestrate.py oneshot --searcher tas --space sss --runs 3 --flops-target 50%"""
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,12 @@ class OneShotRun:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--searcher", required=True, choices=ALGORITHMS, help="one-shot algorithm")
-    p.add_argument("--space", default="tss", choices=("tss",),
-                   help="the topology space, the only one the supernet covers (default tss)")
+    p.add_argument("--searcher", required=True, choices=ALGORITHMS + SIZE_ALGORITHMS,
+                   help=f"one-shot algorithm: {', '.join(ALGORITHMS)} (topology space), {', '.join(SIZE_ALGORITHMS)} "
+                        "(size space)")
+    p.add_argument("--space", default=None, choices=("tss", "sss"),
+                   help="the space searched; each algorithm searches one (default: the searcher's: tss for the "
+                        "topology algorithms, sss for the size ones)")
     add_store_flag(p, reads=True, help="Parquet benchmark store the derived architectures are scored on")
     add_surrogate_flags(p)
     p.add_argument("--dataset", default=None,
@@ -63,8 +70,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=1, help="seeds, run as parallel Tune trials (default 1)")
     add_seed_flag(p, "seed of the first run; run i uses seed+i (default 0)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="where the dataset's files are (digits needs none)")
-    p.add_argument("--C", type=int, default=None, help="channels of the first stage (default and only: the store's)")
-    p.add_argument("--N", type=int, default=None, help="cells per stage (default and only: the store's)")
+    p.add_argument("--C", type=int, default=None,
+                   help="channels of the first stage (default and only: the store's; the size space has none)")
+    p.add_argument("--N", type=int, default=None, help="cells per stage (default and only: the store's; sss: 1)")
+    size = p.add_argument_group("size space (tas, fbnetv2, tunas)")
+    size.add_argument("--flops-target", default=None, metavar="T",
+                      help="FLOPs the searched network should have, in millions (e.g. 8.5) or as a share of the "
+                           "largest network (e.g. 50%%): TAS' cost loss, lambda 2, tolerance 5 %% (default: none, "
+                           "as NATS-Bench)")
+    size.add_argument("--params-target", default=None, metavar="T",
+                      help="parameters the searched network should have, in millions or as a share (e.g. 50%%); "
+                           "as --flops-target (default: none)")
+    size.add_argument("--warmup-ratio", type=float, default=None, metavar="R",
+                      help="filter warm-up over the first share R of the epochs (NATS-Bench's --warmup_ratio): the "
+                           "architecture rests while every width's filters train (default: none)")
+    p.add_argument("--train-missing", action="store_true",
+                   help="after the search, train every derived architecture the store's table lacks (a gap or a "
+                        "surrogate prediction) with the table's recipe, append it to --store (a folder, not the "
+                        "word embedded) and score the runs from the grown table")
     p.add_argument("--max-failures", type=int, default=2, metavar="K",
                    help="retries of a crashed trial, each from its last checkpoint (default 2)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
@@ -84,20 +107,67 @@ def settings_from_args(args: argparse.Namespace) -> OneShotRun:
     at_least("--parallel", args.parallel, 1)
     if not args.gpus_per_trial >= 0:
         raise UserError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
+    space = algorithm_space(args.searcher)
+    if args.space is not None and args.space != space:
+        raise UserError(f"--searcher {args.searcher} searches the {_SPACE_WORDS[space]} space (--space {space}); "
+                        f"on --space {args.space} use one of {', '.join(SPACE_ALGORITHMS[args.space])}")
+    knobs = size_knobs(args, space)
     out = folder_flag("--out", args.out)
     if args.experiment is not None:
         experiment_name(args.experiment, "")
     store = store_to_read(args.store)
-    scoring = resolve_benchmark(store, args.dataset, args.C, args.N, surrogate=args.surrogate,
+    if args.train_missing:
+        store_to_write("embedded" if store is None else store)  # the shipped benchmark only on purpose
+    scoring = resolve_benchmark(store, args.dataset, args.C, args.N, space=space, surrogate=args.surrogate,
                                 allow_gaps=args.allow_gaps)
-    experiment = experiment_name(args.experiment, f"{args.searcher}-tss-{scoring.dataset}")
+    data_dir = None if args.data_dir is None else str(absolute(args.data_dir))
+    if space == "sss":
+        check_cost_targets(knobs, scoring.train_dataset, data_dir)
+    experiment = experiment_name(args.experiment, f"{args.searcher}-{space}-{scoring.dataset}")
     check_new_experiment(out, experiment, ONESHOT_FOLDER)
     settings = OneShotSettings(
         experiment=experiment, algorithms=(args.searcher,), seeds=tuple(range(args.seed, args.seed + args.runs)),
         epochs=epochs, dataset=scoring.dataset, train_dataset=scoring.train_dataset, C=scoring.C, N=scoring.N,
-        data_dir=None if args.data_dir is None else str(absolute(args.data_dir)),
-        max_failures=args.max_failures, gpus_per_trial=float(args.gpus_per_trial))
+        data_dir=data_dir, max_failures=args.max_failures, gpus_per_trial=float(args.gpus_per_trial), knobs=knobs,
+        space=space, train_missing=args.train_missing)
     return OneShotRun(settings, scoring, out, args.address, args.parallel)
+
+
+_SPACE_WORDS = {"tss": "topology", "sss": "size"}
+_SIZE_FLAGS = {"--flops-target": "flops_target", "--params-target": "params_target", "--warmup-ratio": "warmup_ratio"}
+
+
+def size_knobs(args: argparse.Namespace, space: str) -> dict:
+    """The size strategies' knobs the flags set (none for a topology search, which has no such knobs)."""
+    given = {flag: getattr(args, knob) for flag, knob in _SIZE_FLAGS.items() if getattr(args, knob) is not None}
+    if given and space != "sss":
+        raise UserError(f"{', '.join(given)}: for the size strategies ({', '.join(SIZE_ALGORITHMS)}, --space sss); "
+                        f"--searcher {args.searcher} searches the topology space")
+    if args.warmup_ratio is not None and not 0 < args.warmup_ratio < 1:
+        raise UserError(f"--warmup-ratio must be a share of the search epochs between 0 and 1, got {args.warmup_ratio}")
+    for flag in ("--flops-target", "--params-target"):  # the syntax now; what the space can meet later
+        if flag in given:
+            from trainables.oneshot.cost_loss import parse_target
+
+            parse_target(given[flag], flag)
+    return {_SIZE_FLAGS[flag]: value for flag, value in given.items()}
+
+
+def check_cost_targets(knobs: dict, train_dataset: str, data_dir: str | None) -> None:
+    """UserError for a cost target that no network of the size space can meet, before anything
+    runs (the strategies resolve the targets again, the same way, in every trial)."""
+    targets = {k: knobs[k] for k in ("flops_target", "params_target") if k in knobs}
+    if not targets:
+        return
+    from trainables.data.splits import search_dataset
+    from trainables.oneshot.cost_loss import resolve_target
+    from trainables.oneshot.size_cost import size_costs
+
+    data = search_dataset(train_dataset, data_dir)
+    costs = size_costs(data.num_classes, data.in_channels, data.image_size)
+    for knob, value in targets.items():
+        metric = knob.replace("_target", "_m")
+        resolve_target(metric, value, costs.table(metric).every, flag="--" + knob.replace("_", "-"))
 
 
 def run(run: OneShotRun, quiet: bool = False) -> int:
