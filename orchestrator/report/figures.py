@@ -77,6 +77,16 @@ def palette(labels) -> dict[str, str]:
     return {name: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, name in enumerate(names)}
 
 
+def log_axis(axis) -> None:
+    """A log scale labelled in plain numbers (20, 50, 100), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def short(text: str, width: int = 70) -> str:
     return textwrap.fill(text, width)
 
@@ -88,24 +98,32 @@ def draw_band(ax, band: pd.DataFrame, runs: pd.DataFrame, x: str, y: str, color:
     if n <= stats.FEW_RUNS:
         for _, run in runs.groupby("run_seed", sort=True):
             ax.plot(run[x], run[y], color=color, lw=0.6, alpha=0.45)
-    ax.fill_between(band[x], band["low"], band["high"], color=color, alpha=0.15, lw=0)
+    # A light fill with its edges drawn: several labels' bands stay readable where they overlap.
+    ax.fill_between(band[x], band["low"], band["high"], color=color, alpha=0.08, lw=0)
+    for edge in ("low", "high"):
+        ax.plot(band[x], band[edge], color=color, lw=0.6, alpha=0.7)
     ax.plot(band[x], band["mean"], color=color, label=f"{label} ({n} run{'s' * (n != 1)})")
 
 
 def over_search(bands: pd.DataFrame, per_run: pd.DataFrame, x: str, xlabel: str, ylabel: str,
-                colors: dict[str, str], notes: dict[str, list[str]], log_x: bool, extra: list[str]):
-    """One panel per panel name of ``bands``; one mean line and band per label."""
-    panels = list(dict.fromkeys(bands["panel"]))
+                colors: dict[str, str], notes: dict[str, list[str]], log_x: bool, extra: list[str],
+                per_label: bool = False):
+    """One axes per panel name of ``bands`` with one mean line and band per label, or
+    (``per_label``) one axes per panel and label, each on its own scale: a one-shot search that
+    collapses to a 10 % cell for a few epochs would flatten every other algorithm's curve."""
+    cells = list(dict.fromkeys(zip(bands["panel"], bands["label"]) if per_label else
+                               ((p, None) for p in bands["panel"])))
     with style():
-        fig, axes = grid(len(panels), ncols=2, panel=(5.2, 3.4))
-        for ax, panel in zip(axes, panels):
+        fig, axes = grid(len(cells), ncols=3 if per_label else 2, panel=(3.7, 2.9) if per_label else (5.2, 3.4))
+        for ax, (panel, only) in zip(axes, cells):
             b, r = bands[bands["panel"] == panel], per_run[per_run["panel"] == panel]
-            for label in sorted(set(b["label"])):
+            labels = [only] if per_label else sorted(set(b["label"]))
+            for label in labels:
                 draw_band(ax, b[b["label"] == label], r[r["label"] == label], x, "test_acc", colors[label], label)
             if log_x:
-                ax.set_xscale("log")
+                log_axis(ax.xaxis)
             unit = r["x_unit"].iloc[0] if "x_unit" in r else xlabel  # time or evaluations, per panel
-            ax.set(xlabel=unit, ylabel=ylabel, title=short(panel, 75))
+            ax.set(xlabel=unit, ylabel=ylabel, title=short(panel, 50 if per_label else 75))
             ax.legend(loc="lower right")
             for i, line in enumerate(notes.get(panel, [])):
                 ax.text(0.01, 0.99 - 0.06 * i, line, transform=ax.transAxes, va="top", fontsize=6.5,
@@ -198,7 +216,7 @@ def topk_figure(rows: pd.DataFrame, notes: list[str]):
                 g = rows[(rows["reference"] == ref) & (rows["other"] == other)]
                 ax.plot(g["k"], g[measure], marker="o", ms=3, color=colors[f"{ref} / {other}"],
                         label=short(f"top k of {ref} vs {other}", 50))
-            ax.set_xscale("log")
+            log_axis(ax.xaxis)
             ax.set(xlabel="k (the reference table's best k architectures)", ylabel=words,
                    title=f"{words} of the top k")
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=min(3, len(pairs)),

@@ -21,27 +21,29 @@ from .page import Figure, Section, Table, write_html, write_markdown
 TITLE = "natsflow report"
 
 
-def _surrogate_notes(report) -> tuple[dict[str, list[str]], list[str]]:
-    """Per panel, the labels whose evaluations or final values were predictions, and the
-    models' lines (for the footnote and caption of the figures drawn from those runs)."""
+def _surrogate_notes(report, panels) -> tuple[dict[str, list[str]], list[str]]:
+    """For the figure of ``panels``: per panel, the labels whose evaluations or final values were
+    predictions, and the lines naming the models of the experiments drawn there."""
     final = report.tables["final"]
     per_panel: dict[str, list[str]] = {}
-    for r in final.itertuples():
+    for r in final[final["panel"].isin(panels)].itertuples():
         if r.surrogate_evaluations > 0 or r.surrogate_final_values > 0:
             per_panel.setdefault(r.panel, []).append(
                 f"surrogate: {r.label}: {100 * r.surrogate_evaluations:.0f} % of evaluations, "
                 f"{100 * r.surrogate_final_values:.0f} % of final values predicted")
+    runs = report.tables["runs"]
+    drawn = set(runs.loc[runs["panel"].isin(panels), "experiment"])
     models = [f"Experiment {row.experiment} used surrogate predictions: {row.surrogate}."
-              for row in report.tables["inputs"].itertuples() if row.surrogate]
+              for row in report.tables["inputs"].itertuples() if row.surrogate and row.experiment in drawn]
     return per_panel, models
 
 
 def _search_sections(report, folder: Path) -> list[Section]:
     t = report.tables
-    per_panel, models = _surrogate_notes(report)
     colors = figures.palette(t["runs"]["label"])
     out = []
     if not t["curve_bands"].empty:
+        per_panel, models = _surrogate_notes(report, set(t["curve_bands"]["panel"]))
         fig = figures.over_search(t["curve_bands"], t["curves"], "x", "simulated s",
                                   "test accuracy of the incumbent (%)", colors, per_panel, log_x=True, extra=models)
         caption = ("The incumbent (the architecture with the best feedback so far) and its test accuracy under the "
@@ -55,17 +57,20 @@ def _search_sections(report, folder: Path) -> list[Section]:
                                                                 "searched architecture over the search",
                                                                 _with(caption, models, per_panel))]))
     if not t["oneshot_bands"].empty:
+        per_panel, models = _surrogate_notes(report, set(t["oneshot_bands"]["panel"]))
         fig = figures.over_search(t["oneshot_bands"], t["oneshot_epochs"], "epoch", "search epoch",
-                                  "test accuracy of the derived architecture (%)", colors, per_panel, log_x=False,
-                                  extra=models)
+                                  "derived architecture's test acc. (%)", colors, per_panel, log_x=False,
+                                  extra=models, per_label=True)
         caption = ("After every search epoch, the architecture a one-shot search derives and its test accuracy in "
                    "the benchmark under the final recipe (the search never sees it). "
-                   f"Line: the mean over seeds; band: {_band_words()} (Figure 5.7).")
+                   f"One panel per algorithm, each on its own scale. Line: the mean over seeds; band: {_band_words()} "
+                   "(Figure 5.7).")
         out.append(Section("One-shot searches", figures=[_save(fig, folder, "oneshot", "Accuracy of the derived "
                                                                "architecture per search epoch",
                                                                _with(caption, models, per_panel))]))
     if not t["final"].empty:
         final = t["final"]
+        _, models = _surrogate_notes(report, set(final["panel"]))
         if not (final["surrogate_evaluations"] > 0).any() and not (final["surrogate_final_values"] > 0).any():
             final = final.drop(columns=["surrogate_evaluations", "surrogate_final_values"])
         sig = t["significance"]
