@@ -69,7 +69,7 @@ def save(fig, path: Path) -> Path:
 
 
 def palette(labels) -> dict[str, str]:
-    """One colour per label, the same in every figure of a report."""
+    """One colour per label of one figure (tab10 keeps up to ten apart; tab20 pairs light and dark)."""
     import matplotlib
 
     names = sorted(set(labels))

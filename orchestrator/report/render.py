@@ -40,12 +40,12 @@ def _surrogate_notes(report, panels) -> tuple[dict[str, list[str]], list[str]]:
 
 def _search_sections(report, folder: Path) -> list[Section]:
     t = report.tables
-    colors = figures.palette(t["runs"]["label"])
     out = []
     if not t["curve_bands"].empty:
         per_panel, models = _surrogate_notes(report, set(t["curve_bands"]["panel"]))
         fig = figures.over_search(t["curve_bands"], t["curves"], "x", "simulated s",
-                                  "test accuracy of the incumbent (%)", colors, per_panel, log_x=True, extra=models)
+                                  "test accuracy of the incumbent (%)", figures.palette(t["curve_bands"]["label"]),
+                                  per_panel, log_x=True, extra=models)
         caption = ("The incumbent (the architecture with the best feedback so far) and its test accuracy under the "
                    "final recipe, against the simulated time charged so far (log axis), or against the evaluations "
                    "on an evaluation budget, from the moment every run of the panel has an incumbent: at each moment "
@@ -59,7 +59,8 @@ def _search_sections(report, folder: Path) -> list[Section]:
     if not t["oneshot_bands"].empty:
         per_panel, models = _surrogate_notes(report, set(t["oneshot_bands"]["panel"]))
         fig = figures.over_search(t["oneshot_bands"], t["oneshot_epochs"], "epoch", "search epoch",
-                                  "derived architecture's test acc. (%)", colors, per_panel, log_x=False,
+                                  "derived architecture's test acc. (%)", figures.palette(t["oneshot_bands"]["label"]),
+                                  per_panel, log_x=False,
                                   extra=models, per_label=True)
         caption = ("After every search epoch, the architecture a one-shot search derives and its test accuracy in "
                    "the benchmark under the final recipe (the search never sees it). "
