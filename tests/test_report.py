@@ -532,3 +532,36 @@ def test_the_page_renders_in_headless_chromium_and_shows_every_figure(report, tm
     pixels = matplotlib.image.imread(shot)[..., :3]
     assert pixels.std() > 0.05  # text and figures, not a blank or error page
     assert "Uncaught" not in r.stderr and "Failed to load" not in r.stderr
+
+
+# --- the README's report command ----------------------------------------------------------------------------
+def readme_report_commands() -> list[list[str]]:
+    """The ``python -m orchestrator.report`` lines of the README's Reports section, as argv."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Reports\n", 1)[1].split("\n## ", 1)[0]
+    lines = [re.sub(r"\s#.*$", "", line).strip() for block in re.findall(r"```\w*\n(.*?)```", section, flags=re.S)
+             for line in block.replace("\\\n", " ").splitlines()]
+    return [shlex.split(line)[3:] for line in lines if line.startswith("python -m orchestrator.report")]
+
+
+def test_the_readme_report_command_runs_as_written(hand, tmp_path, capsys):
+    """The README's results and stores replaced by the hand fixtures (runs, oneshot runs, the digits and
+    CIFAR-10 stores), every flag as written."""
+    (command,) = readme_report_commands()
+    stores = iter([hand["a"], hand["b"]])
+    argv, i = [], 0
+    while i < len(command):
+        if command[i] == "--benchmark":
+            argv += ["--benchmark", next(stores)]
+            i += 2
+        elif command[i] == "--out":
+            argv += ["--out", tmp_path / "report"]
+            i += 2
+        else:
+            argv.append(command[i] if command[i].startswith("-") else hand["results"])
+            i += 1
+    code, out, err = cli(capsys, *argv)
+    assert code == 0, err
+    assert (tmp_path / "report" / "figures" / "oneshot.png").exists() and "report:" in out
