@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_fixtures import orchestrate_cli as cli
 
 import orchestrate
 import spaces
@@ -28,20 +29,6 @@ from orchestrator.modes.train import settings_from_args
 ROOT = Path(__file__).resolve().parents[1]
 TSS = spaces.get_space("tss")
 TINY = ("train", "--C", "4", "--N", "1", "--epochs", "3", "--quiet")
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """orchestrate.main in-process: (exit code, stdout, stderr), argparse's exits included."""
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = orchestrate.main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def trials_of(out: Path, experiment: str) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_fixtures import orchestrate_cli
 
 from spaces import UserError, get_space
 from trainables.data import Split, iterate_batches
@@ -346,15 +347,8 @@ def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     (["oneshot", "--searcher", "gdas", "--runs", "0"], "--runs must be at least 1, got 0"),
     (["oneshot", "--searcher", "gdas", "--store", "/nowhere/at/all"], "/nowhere/at/all"),
 ])
-def test_oneshot_cli_bad_input_is_refused_before_anything_runs(tmp_path, capsys, args, message):
-    sys.path.insert(0, str(ROOT))
-    import orchestrate
-
-    try:
-        code = orchestrate.main([*args, "--out", str(tmp_path / "out")])
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
-    err = capsys.readouterr().err
+def test_oneshot_cli_bad_input_is_refused_before_anything_runs(tmp_path, args, message):
+    code, _, err = orchestrate_cli(*args, "--out", tmp_path / "out")
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 

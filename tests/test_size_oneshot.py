@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_fixtures import orchestrate_cli
 from conftest import make_epoch_rows
 
 from benchmark_data import schema as S
@@ -170,11 +171,11 @@ def test_tunas_and_fbnetv2_masks_select_exactly_the_chosen_channels():
     sample = fbnet.search_sample()
     fbnet.generator.set_state(state)
     for layer, m in zip(ALIGNED_LAYERS, sample):
-        w = F.softmax(fbnet.gumbel_logits(layer), dim=0)
+        w = F.softmax(fbnet.gumbel_logits(layer), dim=0).detach()
         expected = torch.tensor([float(w[[k for k, c in enumerate(CHANNELS) if c > j]].sum())
                                  for j in range(MAX_WIDTH)])
         torch.testing.assert_close(m.mask.detach(), expected)
-        assert float(m.mask[0]) == pytest.approx(1.0)
+        assert float(m.mask[0].detach()) == pytest.approx(1.0)
     # the derivation's path: the hard masks of the chosen widths, the stem with the first layer's
     path = path_sample((1, 2, 3, 4, 5), h)
     assert [int(p.mask.sum()) for p in path] == [16, 16, 24, 32, 40, 48]
@@ -331,19 +332,6 @@ def test_bad_engine_input_for_the_size_space(digits):
 
 
 # --- the command line, the store and Ray --------------------------------------------------------------------------
-def orchestrate_main(capsys, *args: str) -> tuple[int, str, str]:
-    sys.path.insert(0, str(ROOT))
-    import orchestrate
-
-    capsys.readouterr()
-    try:
-        code = orchestrate.main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("args, message", [
     (["--searcher", "tas", "--space", "tss"], "--searcher tas searches the size space (--space sss); on --space "
                                               "tss use one of darts-v1, darts-v2, gdas, setn, enas, rsps"),
@@ -359,8 +347,8 @@ def orchestrate_main(capsys, *args: str) -> tuple[int, str, str]:
     (["--searcher", "tas", "--N", "5"], "--N=5, but the size space has one cell per stage"),
     (["--searcher", "tas", "--allow-gaps", "--train-missing"], "--store embedded: this command writes"),
 ])
-def test_size_search_bad_input_is_refused_before_anything_runs(tmp_path, capsys, args, message):
-    code, _, err = orchestrate_main(capsys, "oneshot", *args, "--out", str(tmp_path / "out"))
+def test_size_search_bad_input_is_refused_before_anything_runs(tmp_path, args, message):
+    code, _, err = orchestrate_cli("oneshot", *args, "--out", str(tmp_path / "out"))
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
 
@@ -419,9 +407,9 @@ def test_oneshot_tas_labels_predictions_then_trains_them_into_the_store(size_sto
     assert not any(line.startswith("surrogate:") for line in out.splitlines())  # no prediction is left
 
 
-def test_oneshot_without_train_missing_keeps_the_predictions_and_says_so(size_store, tmp_path, capsys):
+def test_oneshot_without_train_missing_keeps_the_predictions_and_says_so(size_store, tmp_path):
     root, _ = size_store
-    code, out, err = orchestrate_main(capsys, "oneshot", "--searcher", "tunas", "--store", str(root), "--epochs", "1",
+    code, out, err = orchestrate_cli("oneshot", "--searcher", "tunas", "--store", str(root), "--epochs", "1",
                                       "--quiet", "--out", str(tmp_path / "out"), "--experiment", "predicted",
                                       "--flops-target", "30%", "--warmup-ratio", "0.5")
     assert code == 0, err

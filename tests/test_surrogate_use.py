@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from cli_fixtures import orchestrate_cli
 from conftest import make_epoch_rows
 
 from benchmark_data import schema as S
@@ -72,20 +72,6 @@ def stores(tmp_path_factory) -> tuple[Path, Path]:
     shutil.copytree(partial, completed, dirs_exist_ok=True)
     W.write_fragment(completed, "surrogate", surrogate_rows(np.arange(SSS.size)), metadata=surrogate_meta())
     return partial, completed
-
-
-def orchestrate(capsys, *args: str) -> tuple[int, str, str]:
-    """orchestrate.main in-process: (exit status, stdout, stderr), argparse's exits included."""
-    sys.path.insert(0, str(ROOT))
-    import orchestrate as cli
-
-    capsys.readouterr()
-    try:
-        code = cli.main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- the reader --------------------------------------------------------------------------------
@@ -255,17 +241,17 @@ def test_cv_figures_are_read_from_what_the_file_records():
 
 
 # --- simulate mode ------------------------------------------------------------------------------
-def test_simulate_refuses_a_partial_table_then_searches_it_with_allow_gaps(stores, tmp_path, capsys):
+def test_simulate_refuses_a_partial_table_then_searches_it_with_allow_gaps(stores, tmp_path):
     partial = stores[0]
     args = ("simulate", "--searcher", "random", "--space", "sss", "--store", str(partial), "--budget", "300ev",
             "--out", str(tmp_path / "out"), "--experiment", "gaps", "--quiet")
-    code, out, err = orchestrate(capsys, *args)
+    code, out, err = orchestrate_cli(*args)
     assert code == 2 and "Traceback" not in err
     assert "covers 512 of 32,768 architectures (1.6 %)" in err
     assert f"`python -m benchmark_data surrogate --store {partial} --space sss --dataset digits --hp 2`" in err
     assert "or pass --allow-gaps to search it as it is" in err
     assert not (tmp_path / "out").exists()
-    code, out, err = orchestrate(capsys, *args, "--allow-gaps")
+    code, out, err = orchestrate_cli(*args, "--allow-gaps")
     assert code == 0, err
     assert ("note: sss/digits hp=2 covers 512 of 32,768 architectures (1.6 %); --allow-gaps: a proposal without "
             "data is a failed evaluation that costs nothing") in out
@@ -283,9 +269,9 @@ def test_simulate_refuses_a_partial_table_then_searches_it_with_allow_gaps(store
     assert df["sim_time_s"].iloc[-1] == pytest.approx(sum(charged), rel=1e-6)
 
 
-def test_simulate_on_a_completed_table_labels_rows_and_prints_the_shares(stores, tmp_path, capsys):
+def test_simulate_on_a_completed_table_labels_rows_and_prints_the_shares(stores, tmp_path):
     completed = stores[1]
-    code, out, err = orchestrate(capsys, "simulate", "--searcher", "random", "--space", "sss", "--store",
+    code, out, err = orchestrate_cli("simulate", "--searcher", "random", "--space", "sss", "--store",
                                  str(completed), "--budget", "80ev", "--runs", "3", "--out", str(tmp_path / "out"),
                                  "--experiment", "sur", "--quiet")
     assert code == 0, err
@@ -305,7 +291,7 @@ def test_simulate_on_a_completed_table_labels_rows_and_prints_the_shares(stores,
     assert record["model"] == MODEL and record["cv"] == CV and record["feedback_archs"] == PREDICTED.size
     assert record["shares"] == {"random": {"evaluations": pytest.approx(evals), "final_values": pytest.approx(finals)}}
     # the same store without its predictions is a partial table again: refused, and told why
-    code, out, err = orchestrate(capsys, "simulate", "--searcher", "random", "--space", "sss", "--store",
+    code, out, err = orchestrate_cli("simulate", "--searcher", "random", "--space", "sss", "--store",
                                  str(completed), "--budget", "80ev", "--out", str(tmp_path / "out2"), "--no-surrogate")
     assert code == 2 and "covers 512 of 32,768 architectures (1.6 %)" in err
     assert "The store holds surrogate predictions for sss/digits hp=2, left out here (--no-surrogate" in err
@@ -319,13 +305,13 @@ def test_simulate_on_a_completed_table_labels_rows_and_prints_the_shares(stores,
     (["train", "--no-surrogate"], "--no-surrogate is a flag of `orchestrate.py simulate` and `orchestrate.py "
                                   "oneshot`, not of train"),
 ])
-def test_bad_input_for_the_new_flags(tmp_path, capsys, args, message):
-    code, _, err = orchestrate(capsys, *args, "--out", str(tmp_path / "out"))
+def test_bad_input_for_the_new_flags(tmp_path, args, message):
+    code, _, err = orchestrate_cli(*args, "--out", str(tmp_path / "out"))
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 
-def test_oneshot_scoring_takes_the_same_flags(tmp_path, capsys):
+def test_oneshot_scoring_takes_the_same_flags(tmp_path):
     """One-shot scores derived cells through the task view: a partial table is refused the same
     way before anything runs, and --allow-gaps lets it through with the coverage noted."""
     from orchestrator.cli import parse_args
@@ -335,7 +321,7 @@ def test_oneshot_scoring_takes_the_same_flags(tmp_path, capsys):
                      metadata=S.provenance("epochs", skeleton={"C": 4, "N": 1}))
     args = ["oneshot", "--searcher", "gdas", "--dataset", "digits", "--store", str(tmp_path / "store"),
             "--out", str(tmp_path / "out")]
-    code, _, err = orchestrate(capsys, *args)
+    code, _, err = orchestrate_cli(*args)
     assert code == 2 and "tss/digits hp=2 covers 20 of 15,625 architectures (0.1 %)" in err
     assert "python -m benchmark_data surrogate --store" in err and "--allow-gaps" in err
     run = oneshot.settings_from_args(parse_args([*args, "--allow-gaps"]))
