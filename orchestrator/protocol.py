@@ -26,7 +26,9 @@ def value_at(times: np.ndarray, values: np.ndarray, ticket: float) -> float:
     """``values`` interpolated at ``ticket`` between the two events nearest to it (draw-table.py).
 
     One event: its value. Two nearest events at the same time: their mean (draw-table.py would
-    divide by zero there).
+    divide by zero there). When both nearest events lie on one side of the ticket the line through
+    them is extended, as draw-table.py does, so a curve point can leave the 0-100 % range (100.4 %
+    has been seen), the final value at the budget included when the last event falls short of it.
     """
     times = np.asarray(times, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
