@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchmark_data.cli import store_to_read, store_to_write  # the store flag's readings, shared by every CLI
 from spaces.errors import UserError
 from trainables.oneshot import ALGORITHMS, SIZE_ALGORITHMS, SPACE_ALGORITHMS, algorithm_space  # registry: no torch
 
+from .. import autohas
 from ..common import (
     absolute,
     add_output_flags,
@@ -40,7 +42,8 @@ EPILOG = """\
 A search on cifar10 trains on cifar10-valid (as NATS-Bench); cifar100 and ImageNet16-120 need NATS-Bench's split
 files beside the data. A target is absolute (millions) or a share of the largest network (50%). Examples:
   orchestrate.py oneshot --searcher gdas --epochs 50 --runs 3
-  orchestrate.py oneshot --searcher tas --space sss --runs 3 --flops-target 50%"""
+  orchestrate.py oneshot --searcher tas --space sss --runs 3 --flops-target 50%
+  orchestrate.py oneshot --searcher autohas --epochs 10 --runs 3   # joint lr x L2 x cell, then retrained"""
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,13 @@ class OneShotRun:
     out: str
     address: str | None
     parallel: int | None
+    retrain_epochs: int = 0  # autohas: epochs to retrain the derived network with the derived hyperparameters
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--searcher", required=True, choices=ALGORITHMS + SIZE_ALGORITHMS,
+    p.add_argument("--searcher", required=True, choices=ALGORITHMS + SIZE_ALGORITHMS + autohas.AUTOHAS_SEARCHERS,
                    help=f"one-shot algorithm: {', '.join(ALGORITHMS)} (topology space), {', '.join(SIZE_ALGORITHMS)} "
-                        "(size space)")
+                        "(size space), autohas (topology cell x learning rate x L2 weight)")
     p.add_argument("--space", default=None, choices=("tss", "sss"),
                    help="the space searched; each algorithm searches one (default: the searcher's: tss for the "
                         "topology algorithms, sss for the size ones)")
@@ -84,6 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     size.add_argument("--warmup-ratio", type=float, default=None, metavar="R",
                       help="filter warm-up over the first share R of the epochs (NATS-Bench's --warmup_ratio): the "
                            "architecture rests while every width's filters train (default: none)")
+    autohas.add_flags(p)
     p.add_argument("--train-missing", action="store_true",
                    help="after the search, train every derived architecture the store's table lacks (a gap or a "
                         "surrogate prediction) with the table's recipe, append it to --store (a folder, not the "
@@ -111,7 +116,7 @@ def settings_from_args(args: argparse.Namespace) -> OneShotRun:
     if args.space is not None and args.space != space:
         raise UserError(f"--searcher {args.searcher} searches the {_SPACE_WORDS[space]} space (--space {space}); "
                         f"on --space {args.space} use one of {', '.join(SPACE_ALGORITHMS[args.space])}")
-    knobs = size_knobs(args, space)
+    knobs = {**size_knobs(args, space), **autohas.knobs(args)}
     out = folder_flag("--out", args.out)
     if args.experiment is not None:
         experiment_name(args.experiment, "")
@@ -130,7 +135,8 @@ def settings_from_args(args: argparse.Namespace) -> OneShotRun:
         epochs=epochs, dataset=scoring.dataset, train_dataset=scoring.train_dataset, C=scoring.C, N=scoring.N,
         data_dir=data_dir, max_failures=args.max_failures, gpus_per_trial=float(args.gpus_per_trial), knobs=knobs,
         space=space, train_missing=args.train_missing)
-    return OneShotRun(settings, scoring, out, args.address, args.parallel)
+    retrain = args.retrain_epochs if args.searcher in autohas.AUTOHAS_SEARCHERS else 0
+    return OneShotRun(settings, scoring, out, args.address, args.parallel, retrain)
 
 
 _SPACE_WORDS = {"tss": "topology", "sss": "size"}
@@ -173,5 +179,11 @@ def check_cost_targets(knobs: dict, train_dataset: str, data_dir: str | None) ->
 def run(run: OneShotRun, quiet: bool = False) -> int:
     from orchestrator.oneshot import run_and_report
 
-    return run_and_report(run.settings, run.scoring, out=run.out, address=run.address, parallel=run.parallel,
+    code = run_and_report(run.settings, run.scoring, out=run.out, address=run.address, parallel=run.parallel,
                           quiet=quiet)
+    if run.settings.algorithms[0] in autohas.AUTOHAS_SEARCHERS:
+        from orchestrator.oneshot import ONESHOT_FOLDER
+
+        autohas.report(run.settings, Path(run.out) / ONESHOT_FOLDER / run.settings.experiment,
+                       retrain_epochs=run.retrain_epochs, address=run.address, parallel=run.parallel, quiet=quiet)
+    return code

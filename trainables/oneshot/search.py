@@ -2,7 +2,9 @@
 
 One engine for both spaces: the algorithm's strategy names its space (``Strategy.space``), and
 ``SUPERNETS`` builds that space's supernet (the topology supernet with C and N; the size space's
-channel supernet, N=1, no C). Everything below holds for both.
+channel supernet, N=1, no C; AutoHAS's MBConv supernet for ``mbconv``). Everything below holds
+for both. A strategy may replace the whole iteration (``BaseStrategy.search_step``, whose default
+is the weight step below then the architecture step): AutoHAS does, for its combined update.
 
 The trainable is the shared Tune plumbing of ``trainables.tune_host``; the benchmark figures of a
 derived architecture come from ``lookup.ArchLookup`` (re-exported here).
@@ -58,7 +60,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spaces import get_space
 from spaces.errors import UserError
 from trainables.data import Dataset, iterate_batches
 from trainables.recipes import Recipe
@@ -95,10 +96,17 @@ def _size_supernet(dataset: Dataset, C: int | None, N: int):
     return SizeSupernet(dataset.num_classes, N=N, in_channels=dataset.in_channels, input_size=dataset.image_size)
 
 
+def _mbconv_supernet(dataset: Dataset, C: int | None, N: int):
+    from .autohas_supernet import MBConvSupernet
+
+    return MBConvSupernet(dataset.num_classes, C=16 if C is None else C, N=N, in_channels=dataset.in_channels)
+
+
 # space -> supernet(dataset, C, N), as the strategies of that space expect it
 SUPERNETS = {
     "tss": lambda dataset, C, N: TopologySupernet(dataset.num_classes, C=C, N=N, in_channels=dataset.in_channels),
     "sss": _size_supernet,
+    "mbconv": _mbconv_supernet,
 }
 
 
@@ -119,7 +127,7 @@ class SearchEngine:
             raise UserError(f"knob grad_clip must be a positive number or None, got {clip!r}")
         self.grad_clip = None if clip is None else float(clip)
         self.recipe = search_recipe(epochs, batch_size)
-        self.space = get_space(cls.space)
+        self.space = cls.search_space(self.N)
         self.device = torch.device(device)
         if dataset.valid is None:
             raise UserError(f"dataset {dataset.name!r} has no validation split: one-shot search "
@@ -144,6 +152,7 @@ class SearchEngine:
             if len(getattr(dataset, name)) < self.recipe.batch_size:
                 raise UserError(f"the {name} split of {dataset.name!r} has {len(getattr(dataset, name))} "
                                 f"images, fewer than one search batch ({self.recipe.batch_size})")
+        self.strategy.bind(self)
         x, y = next(iter(iterate_batches(dataset.valid, RANK_BATCH, shuffle=False, augment=False,
                                          dataset=dataset, generator=None)))
         self.rank_batch = (self._to_device(x), y.to(self.device))
@@ -152,7 +161,7 @@ class SearchEngine:
     def run_epoch(self) -> dict[str, Any]:
         if self.epoch >= self.recipe.epochs:
             raise UserError(f"all {self.recipe.epochs} search epochs ran; start a longer search to go on")
-        recipe, net, opt, strategy = self.recipe, self.net, self.weight_optimizer, self.strategy
+        recipe, opt, strategy = self.recipe, self.weight_optimizer, self.strategy
         strategy.epoch = self.epoch
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
@@ -165,14 +174,7 @@ class SearchEngine:
                                   dataset=self.dataset, generator=self.data_generator, drop_last=True)
         for x, y in batches:
             train = (self._to_device(x), y.to(self.device))
-            logits = net(train[0], strategy.weight_sample())
-            loss = F.cross_entropy(logits, train[1])
-            opt.zero_grad(set_to_none=False)  # see the module docstring
-            loss.backward()
-            if self.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
-            opt.step()
-            strategy.arch_step(train, next(valid), self)
+            loss, logits = strategy.search_step(train, valid, self)
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.detach().argmax(1) == train[1]).sum())
             seen += len(y)
@@ -188,6 +190,17 @@ class SearchEngine:
                 "supernet_valid_acc": self.batch_accuracy(self.rank_batch, ops),
                 "arch_entropy": strategy.entropy(), **strategy.report(ops),
                 "epoch_time_s": epoch_time, "derive_time_s": derive_time}
+
+    def weight_step(self, train: tuple[torch.Tensor, torch.Tensor], sample) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step of the weights on ``train`` through ``sample``; (loss, logits)."""
+        logits = self.net(train[0], sample)
+        loss = F.cross_entropy(logits, train[1])
+        self.weight_optimizer.zero_grad(set_to_none=False)  # see the module docstring
+        loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
+        self.weight_optimizer.step()
+        return loss, logits
 
     def epoch_lr(self, epoch: int) -> float:
         """The weight lr of search epoch ``epoch`` (0-based): cosine per epoch (module docstring)."""

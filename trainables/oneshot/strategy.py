@@ -89,6 +89,23 @@ class BaseStrategy:
             self.arch_optimizer = torch.optim.Adam([self.alpha], lr=arch_lr, betas=(0.5, 0.999),
                                                    weight_decay=arch_weight_decay)
 
+    @classmethod
+    def search_space(cls, N: int):
+        """The architecture space the engine indexes and names the derived choices in."""
+        from spaces import get_space
+
+        return get_space(cls.space)
+
+    def bind(self, search: SearchEngine) -> None:
+        """Called once by the engine after it is built (AutoHAS sizes its per-step encodings here)."""
+
+    def search_step(self, train: Batch, valid, search: SearchEngine) -> tuple[torch.Tensor, torch.Tensor]:
+        """One search iteration: the engine's weight step on ``train`` with ``weight_sample()``, then
+        ``arch_step`` on the next batch of ``valid`` (an iterator); (training loss, logits)."""
+        loss, logits = search.weight_step(train, self.weight_sample())
+        self.arch_step(train, next(valid), search)
+        return loss, logits
+
     # --- the three questions ------------------------------------------------------------------------
     def weight_sample(self):
         raise NotImplementedError
