@@ -66,6 +66,14 @@ def add_ray_flags(p: argparse.ArgumentParser, *, parallel_help: str | None) -> N
         p.add_argument("--parallel", type=int, default=None, metavar="K", help=parallel_help)
 
 
+def add_trial_flags(p: argparse.ArgumentParser) -> None:
+    """``--max-failures`` and ``--gpus-per-trial``: how the Tune trials of a live mode run."""
+    p.add_argument("--max-failures", type=int, default=2, metavar="K",
+                   help="retries of a crashed trial, each from its last checkpoint (default 2)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
+                   help="GPUs per trial, fractions allowed; 0 trains on the CPU (default 0)")
+
+
 def add_surrogate_flags(p: argparse.ArgumentParser) -> None:
     """``--no-surrogate`` and ``--allow-gaps``: what a mode that reads a benchmark's task view does
     with a table that covers only part of the space (``benchmark_data.task``)."""
@@ -134,6 +142,52 @@ def check_new_experiment(out: str | Path, experiment: str, *folders: str) -> Non
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise UserError(f"experiment {experiment!r} exists already ({folder}); choose another "
                             "--experiment (or leave it out for a fresh name), or remove that folder to redo it")
+
+
+INTERRUPTED_STATUS = 130  # a shell's status for a command ended by Ctrl-C (128 + SIGINT)
+
+
+def add_resume_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--resume", action="store_true",
+                   help=f"finish an interrupted experiment: {what}; the other flags must be the ones it was "
+                        "started with (with --experiment NAME, or alone when only one experiment under --out "
+                        "matches them)")
+
+
+def resume_command(command_line: Sequence[str] | None, mode: str, experiment: str) -> str:
+    """The command that finishes ``experiment``: the command line it was started with, plus
+    ``--resume`` and ``--experiment NAME`` where missing (without a command line, a template)."""
+    import shlex
+
+    if command_line is None:
+        return f"orchestrate.py {mode} <the same flags> --experiment {shlex.quote(experiment)} --resume"
+    words = list(command_line)
+    if words and words[0] == mode:
+        words = words[1:]
+    if not any(w == "--experiment" or w.startswith("--experiment=") for w in words):
+        words += ["--experiment", experiment]
+    if "--resume" not in words:
+        words.append("--resume")
+    return shlex.join(["orchestrate.py", mode, *words])
+
+
+def check_writable(flag: str, folder: str | Path) -> None:
+    """UserError now, before any work, when ``folder`` (or, while it is missing, the nearest
+    folder above it that exists) cannot be written: a run would otherwise compute everything and
+    fail on its first write."""
+    p = absolute(folder)
+    probe = p
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    import tempfile
+
+    try:  # a real write, not os.access: that says yes to root, and knows nothing of read-only mounts
+        if not probe.is_dir():
+            raise NotADirectoryError(str(probe))
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError:
+        where = "" if probe == p else f" (it would be created in {probe}, which cannot be written)"
+        raise UserError(f"{flag} {p} is not writable{where}; give a folder you can write to")
 
 
 # ----- Ray Tune ----------------------------------------------------------------------------------

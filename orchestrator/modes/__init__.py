@@ -22,6 +22,7 @@ MODES = {
     "simulate": "orchestrator.modes.simulate",
     "train": "orchestrator.modes.train",
     "oneshot": "orchestrator.modes.oneshot",
+    "prune": "orchestrator.modes.prune",
 }
 DEFAULT_MODE = next(iter(MODES))
 

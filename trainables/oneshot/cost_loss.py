@@ -15,7 +15,9 @@ used by TAS' own search scripts) takes [R - t * cost of the largest network, R];
 
 A target is absolute (millions: MFLOPs as multiply-adds, M parameters) or a fraction of the
 largest network of the space, written with a percent sign ("50%"). A target whose band holds no
-configuration of the space can never be met, and is refused.
+configuration of the space can never be met, and is refused. A space too large to list (the
+pruned ResNets, ``trainables.prune``) passes ``dense=True`` and only its smallest and largest
+costs: its networks are taken to fill that range, so the band only has to overlap it.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def parse_target(given: float | str, flag: str) -> tuple[float, bool]:
 
 
 def resolve_target(metric: str, given: float | str, every: np.ndarray, *, tolerance: float = 0.05,
-                   band: str = "xautodl", flag: str | None = None) -> CostTarget:
+                   band: str = "xautodl", flag: str | None = None, dense: bool = False,
+                   space: str = "the size space") -> CostTarget:
     """The target ``given`` for ``metric`` against the costs of every configuration ``every``;
     UserError when it is malformed or no configuration lies in its band."""
     flag = flag or f"--{metric.removesuffix('_m')}-target"
@@ -79,9 +82,11 @@ def resolve_target(metric: str, given: float | str, every: np.ndarray, *, tolera
         low, high = target - tolerance * largest, target
     else:
         low, high = (1 - tolerance) * target, (1 + tolerance) * target
-    if not ((every >= low) & (every <= high)).any():
+    smallest = float(every.min())
+    met = (smallest <= high and largest >= low) if dense else ((every >= low) & (every <= high)).any()
+    if not met:
         unit = UNITS[metric]
-        raise UserError(f"{flag} {given}: no network of the size space has {max(low, 0):.4g} to {high:.4g} {unit} "
+        raise UserError(f"{flag} {given}: no network of {space} has {max(low, 0):.4g} to {high:.4g} {unit} "
                         f"(the target's band, tolerance {tolerance:g}), so the search could never meet it; "
-                        f"the networks range from {float(every.min()):.4g} to {largest:.4g} {unit}")
+                        f"the networks range from {smallest:.4g} to {largest:.4g} {unit}")
     return CostTarget(metric, target, low, high)

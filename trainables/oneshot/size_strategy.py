@@ -34,6 +34,12 @@ from .size_supernet import ALIGNED_LAYERS, NUM_WIDTHS, Align, Mask, path_sample,
 from .strategy import BaseStrategy, gumbel_noise
 
 
+def perturbed_logits(row: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+    """(log softmax(row) + Gumbel noise) / tau: one Gumbel-perturbed row of logits."""
+    noise = gumbel_noise(tuple(row.shape), generator).to(row)
+    return (F.log_softmax(row, dim=0) + noise) / tau
+
+
 class SizeStrategy(BaseStrategy):
     """Base of the size strategies: warm-up, cost targets, derivation and the per-epoch report."""
 
@@ -126,5 +132,4 @@ class GumbelSizeStrategy(SizeStrategy):
 
     def gumbel_logits(self, layer: int) -> torch.Tensor:
         """(log softmax(alpha[layer]) + Gumbel noise) / tau: one perturbed row."""
-        noise = gumbel_noise((NUM_WIDTHS,), self.generator).to(self.alpha)
-        return (F.log_softmax(self.alpha[layer], dim=0) + noise) / self.tau()
+        return perturbed_logits(self.alpha[layer], self.tau(), self.generator)

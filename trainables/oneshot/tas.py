@@ -13,6 +13,8 @@ linearly; derivation: the most probable width of every layer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -21,6 +23,17 @@ from spaces.nats_size import CHANNELS
 
 from .size_strategy import GumbelSizeStrategy
 from .size_supernet import ALIGNED_LAYERS, NUM_WIDTHS, Interpolate
+
+
+def tas_select(logits: torch.Tensor, candidates: Sequence[int], sampled: int,
+               generator: torch.Generator) -> Interpolate:
+    """TAS' sample of one aligned output (module docstring): ``sampled`` of the ``candidates``
+    widths drawn without replacement from softmax(``logits``) (+1e-7), their weights the softmax
+    of ``logits`` over the drawn ones. Shared with the pruning search (``trainables.prune``)."""
+    chosen = torch.multinomial(F.softmax(logits.detach(), dim=0).cpu() + 1e-7, sampled, replacement=False,
+                               generator=generator)
+    weights = F.softmax(logits[chosen.to(logits.device)], dim=0)
+    return Interpolate(tuple(candidates[k] for k in chosen.tolist()), weights)
 
 
 class TAS(GumbelSizeStrategy):
@@ -33,11 +46,5 @@ class TAS(GumbelSizeStrategy):
         self.sampled_widths = sampled_widths
 
     def search_sample(self) -> list[Interpolate]:
-        sample = []
-        for layer in ALIGNED_LAYERS:
-            logits = self.gumbel_logits(layer)
-            chosen = torch.multinomial(F.softmax(logits.detach(), dim=0).cpu() + 1e-7, self.sampled_widths,
-                                       replacement=False, generator=self.generator)
-            weights = F.softmax(logits[chosen.to(logits.device)], dim=0)
-            sample.append(Interpolate(tuple(CHANNELS[k] for k in chosen.tolist()), weights))
-        return sample
+        return [tas_select(self.gumbel_logits(layer), CHANNELS, self.sampled_widths, self.generator)
+                for layer in ALIGNED_LAYERS]
