@@ -12,7 +12,8 @@ what TAS searches (thesis Section 3.3.4, Tables 3.5-3.7). As xautodl's ``InferCi
 
   * a block is conv3x3-BN-ReLU, conv3x3-BN, plus the shortcut, then ReLU;
   * the shortcut of a block that halves the resolution is a 2x2 average pool and a 1x1 conv (no
-    BN); that of a block whose input and output widths differ, a 1x1 conv and BN; else identity.
+    BN; the pool rounds up, as the stride-2 conv does, so odd sizes work too); that of a block whose
+    input and output widths differ, a 1x1 conv and BN; else identity.
 
 With the full widths that is He et al.'s ResNet with projection shortcuts only where the resolution
 changes: ResNet-20 has 0.27 M parameters and 40.8 M FLOPs (multiply-adds) on 32x32x3 with 10
@@ -118,7 +119,7 @@ class ConvBN(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, *, avg: bool = False, bn: bool = True,
                  relu: bool = False) -> None:
         super().__init__()
-        self.avg = nn.AvgPool2d(2, 2) if avg else None
+        self.avg = nn.AvgPool2d(2, 2, ceil_mode=True) if avg else None  # odd sizes: as the stride-2 conv
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride=1 if avg else stride, padding=kernel // 2, bias=False)
         self.bn = nn.BatchNorm2d(c_out) if bn else None
         self.relu = nn.ReLU(inplace=False) if relu else None

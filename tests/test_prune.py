@@ -33,6 +33,7 @@ def test_resnet_costs_match_the_published_ones(model):
 def test_resnet_any_input_and_class_count():
     net = build(scaled_arch("resnet32", [0.5], depths=(2, 5, 1)), 7, in_channels=1)
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 7)
+    assert net(torch.zeros(2, 1, 30, 30)).shape == (2, 7)  # 30 -> 15 -> 8: odd halvings
     arch = full_arch("resnet20")
     assert ResNetArch.parse(arch.to_str()) == arch and arch.depths == (3, 3, 3)
 
@@ -65,7 +66,7 @@ def test_depth_aggregation_is_eq_3_13_by_hand():
     assert not torch.allclose(logits, net(x, widths, None), atol=1e-3)  # the depths do matter
 
 
-@pytest.mark.parametrize("model,shape", [("resnet20", (10, 3, 32)), ("resnet32", (7, 1, 28))])
+@pytest.mark.parametrize("model,shape", [("resnet20", (10, 3, 32)), ("resnet32", (7, 1, 30))])
 def test_derived_flops_equal_the_counter_on_the_built_network(model, shape):
     num_classes, in_channels, size = shape
     space = PruneSpace(model, num_classes=num_classes, in_channels=in_channels, input_size=size)

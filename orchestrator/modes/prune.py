@@ -22,7 +22,7 @@ DESCRIPTION = ("Network pruning (thesis Algorithm 2): step 1 trains the unpruned
 # The offline default (measured, README "Pruning"): Fashion-MNIST from the Debian package, a subset
 # at 16x16, so the whole pipeline runs on a few CPU cores in minutes.
 OFFLINE_DATASET = "fashion-mnist"
-OFFLINE_SUBSET = {"train": 5000, "valid": 1000, "test": 2000, "size": 16}
+OFFLINE_SUBSET = {"train": 2000, "valid": 500, "test": 1000, "size": 16}
 EPILOG = f"""\
 Without --subset, fashion-mnist runs on the offline subset {OFFLINE_SUBSET['train']}/{OFFLINE_SUBSET['valid']}/\
 {OFFLINE_SUBSET['test']} images (train/valid/test) at {OFFLINE_SUBSET['size']}x{OFFLINE_SUBSET['size']}, every other \
