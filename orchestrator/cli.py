@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return 2
     module = mode_module(args.mode)
+    args.command_line = tuple(with_mode(sys.argv[1:] if argv is None else argv))  # for resume commands
     try:
         settings = module.settings_from_args(args)
         return module.run(settings, quiet=args.quiet)

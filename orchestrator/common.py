@@ -187,7 +187,7 @@ def check_writable(flag: str, folder: str | Path) -> None:
         tempfile.TemporaryFile(dir=probe).close()
     except OSError:
         where = "" if probe == p else f" (it would be created in {probe}, which cannot be written)"
-        raise UserError(f"{flag} {p} is not writable{where}; give a folder you can write to")
+        raise UserError(f"{flag} {p} is not writable{where}; give a folder you can write to") from None
 
 
 # ----- Ray Tune ----------------------------------------------------------------------------------

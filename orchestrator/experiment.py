@@ -182,13 +182,99 @@ def _run_many(table: Task, spec: RunSpec, seeds: list[int]) -> list[RunTrajector
     return [run_one(table, spec, s) for s in seeds]
 
 
+class RunLog:
+    """The finished runs of one experiment, on disk as they finish, so a killed driver loses at
+    most the last ``flush_s`` seconds of runs (``orchestrate.py simulate --resume``).
+
+    A folder of Parquet fragments, each a batch of whole runs: written under a hidden temporary
+    name, then renamed (``os.replace``), so a fragment is complete or absent, never half written.
+    Each fragment's metadata lists its runs as (searcher, seed, wall_s, rows), in the order of
+    its rows, so runs without a single evaluation are remembered too. ``load`` reads them back
+    (a run found twice, by two drivers, counts once: the first fragment's)."""
+
+    PREFIX = "runs-"
+
+    def __init__(self, folder: str | Path, flush_s: float = 1.0) -> None:
+        self.folder, self.flush_s = Path(folder), flush_s
+        self.pending: list[RunTrajectory] = []
+        self.last_flush = time.monotonic()
+
+    def load(self) -> list[RunTrajectory]:
+        import json
+
+        import pyarrow.parquet as pq
+
+        from benchmark_data.arrow import to_numpy
+
+        runs: dict[tuple[str, int], RunTrajectory] = {}
+        for path in sorted(self.folder.glob(f"{self.PREFIX}*.parquet")):
+            tbl = pq.read_table(path)
+            start = 0
+            for searcher, seed, wall_s, n in json.loads(tbl.schema.metadata[b"runs"]):
+                part = tbl.slice(start, n)
+                start += n
+                cols = {c: to_numpy(part.column(c).combine_chunks()) for c in part.column_names
+                        if c not in ("searcher", "run_seed")}
+                runs.setdefault((searcher, int(seed)), RunTrajectory(searcher, int(seed), cols, float(wall_s)))
+        return list(runs.values())
+
+    def add(self, runs: list[RunTrajectory]) -> None:
+        self.pending.extend(runs)
+        if time.monotonic() - self.last_flush >= self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        import json
+        import os
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        runs, self.pending = self.pending, []
+        cols = SimRuns(runs).columns()
+        cols["searcher"] = pa.array(cols["searcher"], pa.string())  # typed: no pandas check of objects
+        tbl = pa.table(cols).replace_schema_metadata(
+            {"runs": json.dumps([[r.searcher, r.seed, r.wall_s, len(r)] for r in runs])})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{self.PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = self.folder / f".{name}.tmp"
+        pq.write_table(tbl, tmp)
+        os.replace(tmp, self.folder / name)
+
+
 def run_experiment(table: Task, specs: list[RunSpec], seeds: list[int], *, address: str | None = None,
-                   parallel: int | None = None, progress: bool = True) -> SimRuns:
-    """All (searcher, seed) runs; in-process, or as Ray tasks when an address or parallelism is given."""
+                   parallel: int | None = None, progress: bool = True, log: RunLog | None = None) -> SimRuns:
+    """All (searcher, seed) runs; in-process, or as Ray tasks when an address or parallelism is given.
+    With a ``log``, the runs it holds already are not run again, and every run that finishes is
+    added to it (flushed at the end and on any exception, Ctrl-C included)."""
+    done: list[RunTrajectory] = []
+    if log is not None:
+        wanted = {(spec.searcher, s) for spec in specs for s in seeds}
+        done = [r for r in log.load() if (r.searcher, r.seed) in wanted]
+    finished = {(r.searcher, r.seed) for r in done}
+    jobs = [(spec, s) for spec in specs for s in seeds if (spec.searcher, s) not in finished]
+    record = log.add if log is not None else (lambda runs: None)
+    try:
+        _run_jobs(table, jobs, done, record, address, parallel, progress)
+    finally:
+        if log is not None:
+            log.flush()
+    runs = sorted((r for r in done if len(r)), key=lambda r: (r.searcher, r.seed))
+    if not runs:
+        raise UserError("no run completed a single evaluation within the budget; raise the budget")
+    return SimRuns(runs)
+
+
+def _run_jobs(table: Task, jobs: list[tuple[RunSpec, int]], done: list[RunTrajectory], record,
+              address: str | None, parallel: int | None, progress: bool) -> None:
+    """Run ``jobs``, appending each finished run to ``done`` and handing it to ``record``."""
     from .common import advance_bar, finish_bar, progress_bar
 
-    jobs = [(spec, s) for spec in specs for s in seeds]
-    done: list[RunTrajectory] = []
+    if not jobs:
+        return
     if len(jobs) == 1 and address is None and not parallel:
         # One long run: show its progress through the budget rather than a 0/1 run counter.
         spec, s = jobs[0]
@@ -200,13 +286,17 @@ def run_experiment(table: Task, specs: list[RunSpec], seeds: list[int], *, addre
             advance_bar(bar, sim_time if by_time else evaluations)
             bar.set_postfix_str(f"{evaluations} evaluations", refresh=False)
 
-        done.append(run_one(table, spec, s, on_progress=advance))
+        run = run_one(table, spec, s, on_progress=advance)
+        done.append(run)
+        record([run])
         finish_bar(bar)
     elif address is None and not parallel:
         bar = progress_bar(len(jobs), desc="runs", unit="run", quiet=not progress)
         for spec, s in jobs:
             bar.set_postfix_str(spec.searcher, refresh=False)
-            done.append(run_one(table, spec, s))
+            run = run_one(table, spec, s)
+            done.append(run)
+            record([run])
             bar.update()
         finish_bar(bar)
     else:
@@ -214,25 +304,27 @@ def run_experiment(table: Task, specs: list[RunSpec], seeds: list[int], *, addre
 
         from .common import ray_session
 
+        by_spec: dict[int, tuple[RunSpec, list[int]]] = {}
+        for spec, s in jobs:
+            by_spec.setdefault(id(spec), (spec, []))[1].append(s)
         bar = progress_bar(len(jobs), desc="runs", unit="run", quiet=not progress)
         with ray_session(address=address, num_cpus=parallel, quiet=not progress):
             remote = ray.remote(num_cpus=1)(_run_many)
             table_ref = ray.put(table)
-            chunk = max(1, len(seeds) // (4 * max(1, int(ray.cluster_resources().get("CPU", 1)))))
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
             pending = {}
-            for spec in specs:
+            for spec, seeds in by_spec.values():
+                chunk = max(1, len(seeds) // (4 * cpus))
                 for i in range(0, len(seeds), chunk):
                     part = seeds[i:i + chunk]
                     pending[remote.remote(table_ref, spec, part)] = len(part)
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
-                done.extend(ray.get(ready[0]))
+                runs = ray.get(ready[0])
+                done.extend(runs)
+                record(runs)
                 bar.update(pending.pop(ready[0]))
         finish_bar(bar)
-    runs = sorted((r for r in done if len(r)), key=lambda r: (r.searcher, r.seed))
-    if not runs:
-        raise UserError("no run completed a single evaluation within the budget; raise the budget")
-    return SimRuns(runs)
 
 
 def summarize(result: SimRuns, table: Task, budget: Budget) -> list[SearcherSummary]:

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
 from dataclasses import dataclass
 
 from benchmark_data.cli import store_to_read  # the store flag's one reading, shared by every CLI
 from orchestrator.searchers import SEARCHERS  # the registry (its modules load on first use)
+from spaces import UserError
 
 from ..common import (
+    INTERRUPTED_STATUS,
+    absolute,
     add_output_flags,
     add_ray_flags,
+    add_resume_flag,
     add_scheduler_flag,
     add_seed_flag,
     add_store_flag,
@@ -25,6 +31,7 @@ from ..common import (
     at_least,
     check_new_experiment,
     check_scheduler,
+    check_writable,
     experiment_name,
     fmt_count,
     fmt_duration,
@@ -32,7 +39,10 @@ from ..common import (
     fmt_value,
     folder_flag,
     format_table,
+    resume_command,
 )
+
+SIM_FOLDER = "simulate"  # OUT/simulate/NAME: the finished runs of an experiment under way (RunLog)
 
 HELP = "replay multi-trial searchers on a tabular benchmark with a simulated clock (default)"
 DESCRIPTION = ("Run multi-trial architecture searchers against a Parquet tabular benchmark with a simulated clock "
@@ -76,6 +86,8 @@ class SimulateSettings:
     parallel: int | None
     surrogate: bool = True      # merge the store's surrogate predictions in (--no-surrogate: False)
     allow_gaps: bool = False    # search a table that misses architectures (--allow-gaps)
+    resume: bool = False        # finish an interrupted experiment (--resume)
+    command_line: tuple[str, ...] | None = None  # as typed, for the resume command printed on Ctrl-C
 
     @property
     def seeds(self) -> list[int]:
@@ -105,6 +117,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output_flags(p, experiment_help="experiment name (default: from the arguments, the time and a random "
                                         "suffix); a name already used under --out is refused")
     add_ray_flags(p, parallel_help="start a local Ray with K CPUs and spread the runs over it")
+    add_resume_flag(p, f"the runs it finished (kept in OUT/{SIM_FOLDER}/NAME as they finish) are not run again")
 
 
 def settings_from_args(args: argparse.Namespace) -> SimulateSettings:
@@ -125,7 +138,8 @@ def settings_from_args(args: argparse.Namespace) -> SimulateSettings:
         store=store_to_read(args.store), budget=None if args.budget is None else parse_budget(args.budget),
         runs=args.runs, seed=args.seed, workers=args.workers, scheduler=args.scheduler, hp=args.hp,
         final_hp=args.final_hp, out=folder_flag("--out", args.out), experiment=args.experiment,
-        address=args.address, parallel=args.parallel, surrogate=args.surrogate, allow_gaps=args.allow_gaps)
+        address=args.address, parallel=args.parallel, surrogate=args.surrogate, allow_gaps=args.allow_gaps,
+        resume=args.resume, command_line=getattr(args, "command_line", None))
 
 
 def run(settings: SimulateSettings, quiet: bool = False) -> int:
@@ -135,6 +149,7 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
     from benchmark_data.reader import Benchmark
     from benchmark_data.schema import provenance
     from orchestrator.experiment import (
+        RunLog,
         RunSpec,
         curves_table,
         default_budget,
@@ -157,8 +172,18 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
     specs = [RunSpec(n, budget, settings.workers, scheduler=settings.scheduler) for n in settings.searchers]
     for spec in specs:
         spec.check(table)
-    experiment = experiment_name(settings.experiment, f"{settings.label}-{settings.space}-{dataset}-{budget}")
-    check_new_experiment(settings.out, experiment)
+    check_writable("--out", settings.out)
+    identity = {"searchers": list(settings.searchers), "space": settings.space, "dataset": dataset,
+                "store": str(bench.root), "surrogate": settings.surrogate, "allow_gaps": settings.allow_gaps,
+                "budget": str(budget), "seeds": [settings.seed, settings.runs], "workers": settings.workers,
+                "scheduler": settings.scheduler, "hp": table.feedback_hp, "final_hp": table.final_hp}
+    if settings.resume:
+        experiment = find_resumable(settings.out, settings.experiment, identity)
+    else:
+        experiment = experiment_name(settings.experiment, f"{settings.label}-{settings.space}-{dataset}-{budget}")
+        check_new_experiment(settings.out, experiment, SIM_FOLDER)
+        write_identity(settings.out, experiment, identity)
+    log = RunLog(absolute(settings.out) / SIM_FOLDER / experiment)
     knobs = {spec.searcher: resolved_knobs(table, spec) for spec in specs}
 
     print(f"store: {bench.root}")
@@ -176,8 +201,15 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
           f"{settings.workers} worker(s), scheduler {settings.scheduler}")
 
     started = time.perf_counter()
-    result = run_experiment(table, specs, settings.seeds, address=settings.address, parallel=settings.parallel,
-                            progress=not quiet)
+    try:
+        result = run_experiment(table, specs, settings.seeds, address=settings.address,
+                                parallel=settings.parallel, progress=not quiet, log=log)
+    except KeyboardInterrupt:
+        kept = len(log.load())
+        print(f"\ninterrupted: {kept} of {len(specs) * settings.runs} runs finished and kept in {log.folder}; "
+              f"finish the experiment with\n  {resume_command(settings.command_line, 'simulate', experiment)}",
+              file=sys.stderr)
+        return INTERRUPTED_STATUS
     elapsed = time.perf_counter() - started
     rows = runs_table(result, table, experiment, budget)
     summary = summarize(result, table, budget)
@@ -197,8 +229,12 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
                              "knobs": json.dumps(knobs, sort_keys=True, default=str),
                              "incumbent": specs[0].incumbent,
                              **({"surrogate": json.dumps(surrogate, sort_keys=True)} if surrogate else {})})
+    if settings.resume:  # a finish interrupted while writing: its tables are written again, whole
+        for table_name in ("runs", "curves"):
+            shutil.rmtree(absolute(settings.out) / table_name / f"experiment={experiment}", ignore_errors=True)
     paths = write_runs(settings.out, rows, meta)
     curve_path = write_curves(settings.out, experiment, curves_table(result, budget), meta)
+    shutil.rmtree(log.folder, ignore_errors=True)  # the tables hold every run now
 
     print(f"\nbest architecture in the benchmark: {table.space.to_str(table.best_arch)}  "
           f"({table.final_source} {table.best_final:.2f} %{predicted(table, table.best_arch)})")
@@ -219,6 +255,45 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
     print(f"\nwall time {elapsed:.2f} s; runs table: {paths[0].parent if paths else settings.out}"
           + (f"; curves: {curve_path}" if curve_path else ""))
     return 0
+
+
+def write_identity(out: str, experiment: str, identity: dict) -> None:
+    """What defines the experiment's results, beside its finished runs, for ``--resume`` to check."""
+    folder = absolute(out) / SIM_FOLDER / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / IDENTITY_FILE).write_text(json.dumps(identity, sort_keys=True, indent=1) + "\n")
+
+
+IDENTITY_FILE = "experiment.json"
+
+
+def find_resumable(out: str, requested: str | None, identity: dict) -> str:
+    """The experiment under ``out`` that ``--resume`` finishes: the one named, else the only one
+    under way that these flags started; UserError when there is none, or its flags differ."""
+    root = absolute(out) / SIM_FOLDER
+    if requested is not None:
+        path = root / requested / IDENTITY_FILE
+        if not path.is_file():
+            done = absolute(out) / "runs" / f"experiment={requested}"
+            if done.is_dir() and any(done.iterdir()):
+                raise UserError(f"experiment {requested!r} is complete already ({done}); nothing to resume")
+            raise UserError(f"no interrupted experiment {requested!r} under {absolute(out)} (no {path}); "
+                            "start it without --resume")
+        saved = json.loads(path.read_text())
+        differ = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
+        if differ:
+            shown = "; ".join(f"{k}: started with {saved.get(k)!r}, now {identity.get(k)!r}" for k in differ)
+            raise UserError(f"--resume needs the flags experiment {requested!r} was started with ({shown})")
+        return requested
+    matches = sorted(p.parent.name for p in root.glob(f"*/{IDENTITY_FILE}")
+                     if json.loads(p.read_text()) == identity)
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UserError(f"no interrupted experiment under {absolute(out)} was started with these flags; "
+                        "name it with --experiment NAME, or start it without --resume")
+    raise UserError(f"{len(matches)} interrupted experiments under {absolute(out)} match these flags "
+                    f"({', '.join(matches)}); choose one with --experiment NAME")
 
 
 def predicted(table, arch: int) -> str:

@@ -1,0 +1,135 @@
+"""Resume of long jobs after a killed or interrupted driver, through the real command line.
+
+A 500-run simulated comparison is killed (SIGKILL) or interrupted (SIGINT, as Ctrl-C) while it
+runs, in a subprocess; rerunning the command with ``--resume`` must end with the same ``runs`` and
+``curves`` tables as an uninterrupted run with the same seeds: no run lost, none counted twice.
+Only the wall-clock columns (``wall_time_s``, ``searcher_time_s``) may differ, as between any
+two runs.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from cli_fixtures import orchestrate_cli as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+# 500 runs of about 400 evaluations each: ~5 s of CPU, long enough to be stopped in the middle.
+SIM = ("simulate", "--searcher", "random", "--runs", "500", "--budget", "600s", "--quiet")
+CLOCK_COLUMNS = ["wall_time_s", "searcher_time_s"]
+
+
+def table_of(out: Path, table: str, experiment: str) -> pd.DataFrame:
+    df = pd.read_parquet(out / table / f"experiment={experiment}")
+    df = df.drop(columns=[c for c in [*CLOCK_COLUMNS, "experiment"] if c in df.columns])
+    keys = ["searcher", "run_seed"] + (["event"] if table == "runs" else ["sim_time_s"])
+    return df.sort_values(keys).reset_index(drop=True)
+
+
+def start(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "orchestrate.py"), *SIM, "--out", str(out), *extra],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_mid_run(proc: subprocess.Popen, log: Path, sig: int) -> tuple[str, str]:
+    """Send ``sig`` once the first batch of finished runs is on disk (the run is under way)."""
+    deadline = time.monotonic() + 120
+    while not list(log.glob("runs-*.parquet")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no finished run was written within 2 minutes"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    return proc.communicate(timeout=120)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame]:
+    out = tmp_path_factory.mktemp("whole")
+    code, _, err = cli(*SIM, "--out", str(out), "--experiment", "whole")
+    assert code == 0, err
+    return table_of(out, "runs", "whole"), table_of(out, "curves", "whole")
+
+
+def test_a_killed_simulated_comparison_resumes_to_the_tables_of_an_uninterrupted_run(tmp_path, uninterrupted):
+    out = tmp_path / "res"
+    proc = start(out, "--experiment", "cut")
+    stop_mid_run(proc, out / "simulate" / "cut", signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "runs" / "experiment=cut").exists()  # killed before the end: no final table yet
+    kept = pd.concat(pd.read_parquet(p) for p in (out / "simulate" / "cut").glob("runs-*.parquet"))
+    kept_runs = kept.groupby(["searcher", "run_seed"]).ngroups
+    assert 0 < kept_runs < 500  # stopped in the middle, with some runs kept
+
+    code, stdout, err = cli(*SIM, "--out", str(out), "--experiment", "cut", "--resume")
+    assert code == 0, err
+    runs, curves = uninterrupted
+    pd.testing.assert_frame_equal(table_of(out, "runs", "cut"), runs)
+    pd.testing.assert_frame_equal(table_of(out, "curves", "cut"), curves)
+    assert table_of(out, "runs", "cut").groupby(["searcher", "run_seed"]).ngroups == 500
+    assert not (out / "simulate" / "cut").exists()  # the finished runs live in the tables now
+
+    code, _, err = cli(*SIM, "--out", str(out), "--experiment", "cut", "--resume")
+    assert code == 2 and "experiment 'cut' is complete already" in err
+
+
+def test_ctrl_c_ends_a_simulated_comparison_cleanly_and_its_printed_command_finishes_it(tmp_path, uninterrupted):
+    out = tmp_path / "res"
+    proc = start(out)  # no --experiment: the resume command must name the generated one
+    _, err = stop_mid_run(proc, next_log(out), signal.SIGINT)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted:" in err
+    command = err.strip().splitlines()[-1].strip()
+    words = shlex.split(command)
+    assert words[:2] == ["orchestrate.py", "simulate"] and "--resume" in words and "--experiment" in words
+    done = subprocess.run([sys.executable, str(ROOT / words[0]), *words[1:]], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    name = words[words.index("--experiment") + 1]
+    runs, curves = uninterrupted
+    pd.testing.assert_frame_equal(table_of(out, "runs", name), runs)
+    pd.testing.assert_frame_equal(table_of(out, "curves", name), curves)
+
+
+def next_log(out: Path) -> Path:
+    """The run log of the one experiment a fresh command started under ``out``, once it exists."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = list((out / "simulate").glob("*/experiment.json"))
+        if found:
+            return found[0].parent
+        assert time.monotonic() < deadline, "the experiment's folder never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--resume", "--experiment", "nope"], "no interrupted experiment 'nope' under"),
+    (["--resume"], "no interrupted experiment under"),
+])
+def test_resume_without_an_interrupted_experiment_is_refused(tmp_path, extra, message):
+    code, _, err = cli("simulate", "--searcher", "random", "--budget", "20ev", "--out", str(tmp_path), *extra)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_resume_with_other_flags_names_what_differs(tmp_path):
+    proc = start(tmp_path, "--experiment", "e")
+    next_log(tmp_path)
+    proc.kill()
+    proc.communicate()
+    flags = [w if w != "600s" else "500s" for w in SIM]
+    code, _, err = cli(*flags, "--out", str(tmp_path), "--experiment", "e", "--resume")
+    assert code == 2 and "--resume needs the flags experiment 'e' was started with" in err
+    assert "budget: started with '600 s', now '500 s'" in err
+
+
+def test_an_unwritable_out_is_refused_before_any_run():
+    # /sys refuses new files even to root (chmod does not stop root), as a read-only mount would.
+    code, out, err = cli("simulate", "--searcher", "random", "--budget", "20ev", "--out", "/sys/h15-results")
+    assert code == 2 and "--out /sys/h15-results is not writable" in err and "Traceback" not in err
+    assert "budget:" not in out  # refused before the runs were even announced
