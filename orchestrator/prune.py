@@ -53,7 +53,9 @@ class PruneSettings:
         return {"mode": self.search_mode, **({} if self.ratios is None else {"ratios": tuple(self.ratios)})}
 
     def base(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "data_dir": self.data_dir, "subset": self.subset, "model": self.model}
+        """What every trial's config shares (the trials train on the GPU they reserve, if any)."""
+        return {"dataset": self.dataset, "data_dir": self.data_dir, "subset": self.subset, "model": self.model,
+                "device": "cuda" if self.gpus_per_trial else "cpu"}
 
     def target_text(self) -> str:
         return f"{100 * self.flops_target:.6g}%"
