@@ -195,3 +195,35 @@ def test_prune_cli_runs_the_pipeline_on_ray_and_writes_rows(tmp_path, no_home_ra
     assert code == 0, err and "resuming" in out
     again = pq.read_table(tmp_path / "prune" / "p" / "prune.parquet").to_pandas()
     assert again[["method", "transfer", "accuracy"]].equals(rows[["method", "transfer", "accuracy"]])
+
+
+def test_tas_width_and_depth_options_search_only_their_half():
+    from trainables.prune.data import load_subset
+
+    data = load_subset("digits", train=128, valid=128, test=64)
+    width = PruneSearch("resnet20", data, epochs=1, seed=0, flops_target="60%", mode="width")
+    widths, depths = width.sample()
+    assert depths is None and all(len(w.widths) == 2 for w in widths)
+    assert width.derive().depths == (3, 3, 3)
+    depth = PruneSearch("resnet20", data, epochs=1, seed=0, flops_target="60%", mode="depth")
+    widths, depths = depth.sample()
+    assert [w.widths for w in widths] == [(c,) for c in depth.net.conv_channels] and len(depths) == 3
+    assert depth.derive().to_str().startswith("16/16-16")
+    assert depth.space.flops_range()[1] == pytest.approx(cost("resnet20", 10, in_channels=1, input_size=8)["flops_m"])
+
+
+def test_net_trainer_resumes_exactly(tmp_path):
+    from trainables.prune.data import load_subset
+    from trainables.prune.engine import NetTrainer
+
+    data = load_subset("digits", train=256, valid=64, test=64)
+    arch = scaled_arch("resnet20", [0.5])
+    a = NetTrainer(arch, data, model="resnet20", epochs=2, seed=1)
+    a.run_epoch()
+    torch.save(a.state_dict(), tmp_path / "t.pt")
+    last = a.run_epoch()
+    b = NetTrainer(arch, data, model="resnet20", epochs=2, seed=1)
+    b.load_state_dict(torch.load(tmp_path / "t.pt", weights_only=False))
+    again = b.run_epoch()
+    assert again["test_acc"] == last["test_acc"] and again["train_loss"] == last["train_loss"]
+    assert all(torch.equal(p, q) for p, q in zip(a.net.state_dict().values(), b.net.state_dict().values()))
