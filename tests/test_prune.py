@@ -92,7 +92,7 @@ def test_search_derives_an_arch_whose_flops_it_reports_and_resumes_exactly(tmp_p
     b.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=False))
     again = b.run_epoch()
     assert again["arch"] == last["arch"]
-    assert all(torch.equal(p, q) for p, q in zip(a.alpha + a.beta, b.alpha + b.beta))
+    assert all(torch.equal(p, q) for p, q in zip([*a.alpha, *a.beta], [*b.alpha, *b.beta]))
     assert any(float(p.detach().abs().max()) > 0 for p in a.alpha)  # the architecture learned
     counted = cost(last["arch"], data.num_classes, in_channels=1, input_size=8)["flops_m"]
     assert last["derived_flops_m"] == pytest.approx(counted)

@@ -32,6 +32,7 @@ from trainables.seeding import seed_of
 from trainables.tune_host import EngineHost, absolute_path, module_getattr, tune_class
 
 from .kd import KD_LAMBDA, KD_TEMPERATURE, kd_loss
+from .state import load_parts, save_parts
 from .transfer import init_from
 
 TRANSFERS = ("none", "init", "kd")
@@ -43,6 +44,17 @@ def load_teacher(path: str, model: str, dataset: Dataset) -> CifarResNet:
     net = build(full_arch(model), dataset.num_classes, in_channels=dataset.in_channels)
     net.load_state_dict(torch.load(path, weights_only=True))
     return net.eval()
+
+
+def sgd_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+             tally: list) -> None:
+    """One optimizer step on ``loss``; adds the batch's loss sum, correct count and size to ``tally``."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    tally[0] += float(loss.detach()) * len(labels)
+    tally[1] += int((logits.detach().argmax(1) == labels).sum())
+    tally[2] += len(labels)
 
 
 class NetTrainer:
@@ -83,7 +95,7 @@ class NetTrainer:
         for g in self.optimizer.param_groups:
             g["lr"] = 0.5 * self.lr * (1 + math.cos(math.pi * self.epoch / self.epochs))
         self.net.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        tally = [0.0, 0, 0]  # loss sum, correct, seen
         for x, y in iterate_batches(self.dataset.train, self.batch_size, shuffle=True, augment=True,
                                     dataset=self.dataset, generator=self.generator, drop_last=True):
             x, y = x.to(self.device), y.to(self.device)
@@ -94,13 +106,9 @@ class NetTrainer:
                 with torch.no_grad():
                     teacher_logits = self.teacher(x)
                 loss = kd_loss(logits, teacher_logits, y, lam=self.kd[0], temperature=self.kd[1])
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+            sgd_step(self.optimizer, loss, logits, y, tally)
         self.epoch += 1
+        loss_sum, correct, seen = tally
         return {"epoch": self.epoch, "train_loss": loss_sum / max(1, seen), "train_acc": 100.0 * correct / max(1, seen),
                 "test_acc": self.accuracy(), "epoch_time_s": time.perf_counter() - started}
 
@@ -115,19 +123,14 @@ class NetTrainer:
         self.net.train()
         return 100.0 * correct / len(split)
 
+    def parts(self) -> dict[str, Any]:
+        return {"net": self.net, "optimizer": self.optimizer, "generator": self.generator}
+
     def state_dict(self) -> dict[str, Any]:
-        return {"config": self.config, "epoch": self.epoch, "net": self.net.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "torch_rng": torch.get_rng_state()}
+        return save_parts(self.config, self.epoch, self.parts())
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state["config"] != self.config:
-            raise UserError(f"checkpoint is for the training {state['config']}, this one is {self.config}")
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.epoch = int(state["epoch"])
+        self.epoch = load_parts(state, self.config, self.parts(), "training")
 
 
 def step_dataset(config: Mapping[str, Any], device: str = "cpu") -> Dataset:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from spaces.cifar_resnet import ResNetArch
 from spaces.errors import UserError
@@ -37,6 +38,8 @@ from trainables.oneshot.tas import tas_select
 from trainables.seeding import seed_of
 
 from .cost import depth_one_hot, resnet_flops
+from .engine import sgd_step
+from .state import load_parts, save_parts
 from .supernet import RATIOS, SearchableResNet, check_ratios, full_widths, width_candidates
 
 MODES = ("tas", "width", "depth")
@@ -119,11 +122,11 @@ class PruneSearch:
             torch.manual_seed(seed_of(seed, 0))
             self.net = SearchableResNet(model, dataset.num_classes, in_channels=dataset.in_channels,
                                         input_size=dataset.image_size).to(self.device)
-        self.alpha = [torch.zeros(len(c), device=self.device, requires_grad=True) for c in self.space.candidates]
-        self.beta = [torch.zeros(len(self.space.depths), device=self.device, requires_grad=True) for _ in range(3)]
+        self.alpha = nn.ParameterList(torch.zeros(len(c), device=self.device) for c in self.space.candidates)
+        self.beta = nn.ParameterList(torch.zeros(len(self.space.depths), device=self.device) for _ in range(3))
         self.weight_optimizer = torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9, nesterov=True,
                                                 weight_decay=weight_decay)
-        self.arch_optimizer = torch.optim.Adam(self.alpha + self.beta, lr=arch_lr, betas=(0.5, 0.999),
+        self.arch_optimizer = torch.optim.Adam([*self.alpha, *self.beta], lr=arch_lr, betas=(0.5, 0.999),
                                                weight_decay=arch_weight_decay)
         self.data_generator = torch.Generator(device=dataset.train.images.device).manual_seed(seed_of(seed, 1))
         self.arch_generator = torch.Generator().manual_seed(seed_of(seed, 2))
@@ -163,23 +166,17 @@ class PruneSearch:
             g["lr"] = lr
         self.net.train()
         valid = self._valid()
-        loss_sum, correct, seen = 0.0, 0, 0
+        tally = [0.0, 0, 0]  # loss sum, correct, seen
         for x, y in iterate_batches(self.dataset.train, self.batch_size, shuffle=True, augment=True,
                                     dataset=self.dataset, generator=self.data_generator, drop_last=True):
             x, y = x.to(self.device), y.to(self.device)
             with torch.no_grad():
                 widths, depths = self.sample()
             logits = self.net(x, widths, depths)
-            loss = F.cross_entropy(logits, y)
-            self.weight_optimizer.zero_grad()
-            loss.backward()
-            self.weight_optimizer.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+            sgd_step(self.weight_optimizer, F.cross_entropy(logits, y), logits, y, tally)
             self.arch_step(*next(valid))
         self.epoch += 1
-        arch = self.derive()
+        arch, (loss_sum, correct, seen) = self.derive(), tally
         return {"epoch": self.epoch, "arch": arch.to_str(), "search_loss": loss_sum / max(1, seen),
                 "search_acc": 100.0 * correct / max(1, seen), "derived_flops_m": self.space.choice_flops(
                     *self.derived_choice()), "expected_flops_m": float(self.expected_flops().detach()),
@@ -202,24 +199,13 @@ class PruneSearch:
                 yield x.to(self.device), y.to(self.device)
 
     # --- exact resume -------------------------------------------------------------------------------
+    def parts(self) -> dict[str, Any]:
+        return {"net": self.net, "alpha": self.alpha, "beta": self.beta, "weight_optimizer": self.weight_optimizer,
+                "arch_optimizer": self.arch_optimizer, "data_generator": self.data_generator,
+                "arch_generator": self.arch_generator}
+
     def state_dict(self) -> dict[str, Any]:
-        return {"config": self.config, "epoch": self.epoch, "net": self.net.state_dict(),
-                "alpha": [a.detach().clone() for a in self.alpha], "beta": [b.detach().clone() for b in self.beta],
-                "weight_optimizer": self.weight_optimizer.state_dict(),
-                "arch_optimizer": self.arch_optimizer.state_dict(),
-                "data_generator": self.data_generator.get_state(), "arch_generator": self.arch_generator.get_state(),
-                "torch_rng": torch.get_rng_state()}
+        return save_parts(self.config, self.epoch, self.parts())
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state["config"] != self.config:
-            raise UserError(f"checkpoint is for the search {state['config']}, this one is {self.config}")
-        self.net.load_state_dict(state["net"])
-        with torch.no_grad():
-            for p, v in zip(self.alpha + self.beta, list(state["alpha"]) + list(state["beta"])):
-                p.copy_(v)
-        self.weight_optimizer.load_state_dict(state["weight_optimizer"])
-        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
-        self.data_generator.set_state(state["data_generator"])
-        self.arch_generator.set_state(state["arch_generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.epoch = int(state["epoch"])
+        self.epoch = load_parts(state, self.config, self.parts(), "search")
