@@ -171,6 +171,52 @@ def resume_command(command_line: Sequence[str] | None, mode: str, experiment: st
     return shlex.join(["orchestrate.py", mode, *words])
 
 
+IDENTITY_FILE = "experiment.json"  # OUT/MODE/NAME/experiment.json: what --resume must find again
+
+
+def write_identity(out: str | Path, folder: str, experiment: str, identity: dict) -> None:
+    """What defines an experiment's results (its flags, resolved), in ``OUT/folder/NAME``, for
+    ``--resume`` to check against the flags it is given (``find_resumable``)."""
+    import json
+
+    path = absolute(out) / folder / experiment
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{IDENTITY_FILE}.tmp"
+    tmp.write_text(json.dumps(identity, sort_keys=True, indent=1, default=str) + "\n")
+    os.replace(tmp, path / IDENTITY_FILE)
+
+
+def find_resumable(out: str | Path, folder: str, requested: str | None, identity: dict) -> str:
+    """The experiment under ``OUT/folder`` that ``--resume`` finishes: the one named, else the only
+    one these flags started; UserError when there is none, or when its flags differ (named)."""
+    import json
+
+    identity = json.loads(json.dumps(identity, default=str))  # as it reads back from the file
+    root = absolute(out) / folder
+    if requested is not None:
+        path = root / requested / IDENTITY_FILE
+        if not path.is_file():
+            done = absolute(out) / "runs" / f"experiment={requested}"
+            if done.is_dir() and any(done.iterdir()):
+                raise UserError(f"experiment {requested!r} is complete already ({done}); nothing to resume")
+            raise UserError(f"no interrupted experiment {requested!r} under {absolute(out)} (no {path}); "
+                            "start it without --resume")
+        saved = json.loads(path.read_text())
+        differ = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
+        if differ:
+            shown = "; ".join(f"{k}: started with {saved.get(k)!r}, now {identity.get(k)!r}" for k in differ)
+            raise UserError(f"--resume needs the flags experiment {requested!r} was started with ({shown})")
+        return requested
+    matches = sorted(p.parent.name for p in root.glob(f"*/{IDENTITY_FILE}") if json.loads(p.read_text()) == identity)
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UserError(f"no interrupted experiment under {absolute(out)} was started with these flags; "
+                        "name it with --experiment NAME, or start it without --resume")
+    raise UserError(f"{len(matches)} interrupted experiments under {absolute(out)} match these flags "
+                    f"({', '.join(matches)}); choose one with --experiment NAME")
+
+
 def check_writable(flag: str, folder: str | Path) -> None:
     """UserError now, before any work, when ``folder`` (or, while it is missing, the nearest
     folder above it that exists) cannot be written: a run would otherwise compute everything and

@@ -115,6 +115,7 @@ class Scoring:
 class OneShotResults:
     rows: Any                 # pandas.DataFrame of ``runs`` rows (with one-shot diagnostics)
     errors: list[str]         # the first line of every failed trial's error
+    interrupted: bool = False  # stopped (Ctrl-C) before every trial ran its epochs: continue with --resume
 
 
 def resolve_benchmark(path: str | Path | None, dataset: str | None, C: int | None = None,
@@ -169,8 +170,10 @@ def rescored(scoring: Scoring) -> Scoring:
 
 
 def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: str | None = None,
-                parallel: int | None = None, quiet: bool = False) -> OneShotResults:
+                parallel: int | None = None, quiet: bool = False, resume: bool = False) -> OneShotResults:
     """Run every (algorithm, seed) as a Tune trial; returns the rows of the ``runs`` table.
+    ``resume``: continue the experiment in ``exp_dir`` (``Tuner.restore``: every unfinished or
+    failed trial from its last checkpoint, the finished ones kept).
 
     Unless ``quiet``, one line per trial and search epoch: the derived architecture and its figures
     (``epoch_line``)."""
@@ -194,18 +197,25 @@ def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: st
     trainable = tune.with_resources(tune.with_parameters(oneshot_trainable(), lookup=lookup), resources)
     with ray_session(address=address, num_cpus=parallel, quiet=True):  # the bar says it all
         exp_dir.parent.mkdir(parents=True, exist_ok=True)
-        tuner = tune.Tuner(
-            trainable, param_space=settings.trial_config(),
-            tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
-            run_config=run_config(exp_dir, max_failures=settings.max_failures, quiet=True, callbacks=[Progress()],
-                                  stop={"training_iteration": settings.epochs}))
-        results = tuner.fit()
+        if resume:  # the trials' epochs and the run config (callbacks included) as they were saved
+            tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable, param_space=settings.trial_config(),
+                tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
+                run_config=run_config(exp_dir, max_failures=settings.max_failures, quiet=True,
+                                      callbacks=[Progress()], stop={"training_iteration": settings.epochs}))
+        results = tuner.fit()  # Ctrl-C: Tune saves the experiment's state and returns here
     finish_bar(bar)
     errors = [str(r.error) for r in results if r.error is not None]
+    ended = [r for r in results
+             if r.error is None and (r.metrics or {}).get("training_iteration", 0) >= settings.epochs]
+    interrupted = len(ended) + len(errors) < len(settings.algorithms) * len(settings.seeds)
     rows = runs_rows(results, settings, lookup)
-    if rows.empty:
+    if rows.empty and not interrupted:
         raise UserError("no one-shot search finished an epoch" + (f": {errors[0]}" if errors else ""))
-    return OneShotResults(rows, errors)
+    return OneShotResults(rows, errors, interrupted)
 
 
 def epoch_line(algorithm: str, seed: int, result: dict, epochs: int) -> str:
@@ -347,10 +357,13 @@ def retrain_missing(rows, settings: OneShotSettings, scoring: Scoring, *, quiet:
 
 
 def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, address: str | None = None,
-                   parallel: int | None = None, quiet: bool = False) -> int:
-    """Search, write the runs table, print the summary and every run's derived architecture."""
+                   parallel: int | None = None, quiet: bool = False, resume: bool = False) -> int:
+    """Search, write the runs table, print the summary and every run's derived architecture.
+    Interrupted (Ctrl-C), it writes no table, prints the summary so far marked as such and returns
+    ``INTERRUPTED_STATUS``; ``resume`` continues such an experiment from its checkpoints."""
     from benchmark_data.schema import CLOCK_COLUMNS, provenance
 
+    from .common import IDENTITY_FILE, INTERRUPTED_STATUS
     from .experiment import write_runs
 
     exp_dir = Path(out) / ONESHOT_FOLDER / settings.experiment
@@ -363,8 +376,20 @@ def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, add
     for note in scoring.notes:
         print(f"note: {note}")
     started = time.perf_counter()
-    result = run_oneshot(settings, scoring.lookup, exp_dir, address=address, parallel=parallel, quiet=quiet)
+    try:
+        result = run_oneshot(settings, scoring.lookup, exp_dir, address=address, parallel=parallel, quiet=quiet,
+                             resume=resume)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's loop
+        result = OneShotResults(None, [], interrupted=True)
     rows = result.rows
+    if result.interrupted:
+        import sys
+
+        if rows is not None and not rows.empty:
+            print("\nsummary so far (INTERRUPTED: not every search ran its epochs; no runs table written):")
+            print(format_summary(summarize(rows), settings, scoring.lookup))
+        print(f"\ninterrupted: the trials' checkpoints (one per search epoch) are in {exp_dir}", file=sys.stderr)
+        return INTERRUPTED_STATUS
     if settings.train_missing:
         rows, scoring = retrain_missing(rows, settings, scoring, quiet=quiet)
     meta = provenance("runs", recipe={"search": "oneshot", "epochs": settings.epochs,
@@ -373,7 +398,12 @@ def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, add
                       time_column=CLOCK_COLUMNS["wall"],  # no simulated clock here
                       extra={"experiment": settings.experiment, "benchmark": str(scoring.bench.root),
                              "settings": json.dumps(asdict(settings), sort_keys=True)})
+    if resume:  # a finish interrupted while writing: its table is written again, whole
+        import shutil
+
+        shutil.rmtree(Path(out) / "runs" / f"experiment={settings.experiment}", ignore_errors=True)
     paths = write_runs(out, rows, meta)
+    (exp_dir / IDENTITY_FILE).unlink(missing_ok=True)  # complete: nothing left to resume
     print()
     print(format_summary(summarize(rows), settings, scoring.lookup))
     print("\nderived architectures (last epoch):")

@@ -133,3 +133,74 @@ def test_an_unwritable_out_is_refused_before_any_run():
     code, out, err = cli("simulate", "--searcher", "random", "--budget", "20ev", "--out", "/sys/h15-results")
     assert code == 2 and "--out /sys/h15-results is not writable" in err and "Traceback" not in err
     assert "budget:" not in out  # refused before the runs were even announced
+
+
+# ----- one-shot searches: Ray Tune trials with a checkpoint per search epoch -------------------------
+ONESHOT = ("oneshot", "--searcher", "rsps", "--epochs", "5", "--runs", "2", "--seed", "3", "--parallel", "2",
+           "--quiet")
+
+
+def oneshot_rows(out: Path, experiment: str) -> pd.DataFrame:
+    df = pd.read_parquet(out / "runs" / f"experiment={experiment}")
+    keep = ["searcher", "run_seed", "event", "arch_index", "best_test_acc", "feedback", "best_rank"]
+    return df[keep].sort_values(["searcher", "run_seed", "event"]).reset_index(drop=True)
+
+
+def stop_after_a_checkpoint(proc: subprocess.Popen, exp_dir: Path, sig: int) -> tuple[str, str]:
+    deadline = time.monotonic() + 300
+    while not list(exp_dir.glob("trial_*/checkpoint_*")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    return proc.communicate(timeout=300)
+
+
+@pytest.mark.slow
+def test_a_killed_or_interrupted_oneshot_search_resumes_from_its_checkpoints_to_the_uninterrupted_result(tmp_path):
+    whole = tmp_path / "whole"
+    code, _, err = cli(*ONESHOT, "--out", str(whole), "--experiment", "os")
+    assert code == 0, err
+
+    out = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "orchestrate.py"), *ONESHOT, "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    exp_dir = next_experiment(out / "oneshot")
+    stdout, err = stop_after_a_checkpoint(proc, exp_dir, signal.SIGINT)  # Ctrl-C
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "interrupted:" in err
+    assert not (out / "runs").exists() or not any((out / "runs").iterdir())  # no partial runs table
+    words = shlex.split(err.strip().splitlines()[-1].strip())
+    assert words[:2] == ["orchestrate.py", "oneshot"] and "--resume" in words
+
+    # The resume command is killed in its turn (SIGKILL, after a further checkpoint), then run again.
+    proc = subprocess.Popen([sys.executable, str(ROOT / words[0]), *words[1:]], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    before = {p.name for p in exp_dir.glob("trial_*/checkpoint_*")}
+    deadline = time.monotonic() + 300
+    while {p.name for p in exp_dir.glob("trial_*/checkpoint_*")} <= before and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.kill()
+    proc.communicate()
+    done = subprocess.run([sys.executable, str(ROOT / words[0]), *words[1:]], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    name = words[words.index("--experiment") + 1]
+    pd.testing.assert_frame_equal(oneshot_rows(out, name), oneshot_rows(whole, "os"))
+
+
+def next_experiment(folder: Path) -> Path:
+    deadline = time.monotonic() + 120
+    while True:
+        found = list(folder.glob("*/experiment.json"))
+        if found:
+            return found[0].parent
+        assert time.monotonic() < deadline, "the experiment's folder never appeared"
+        time.sleep(0.05)
+
+
+def test_oneshot_resume_of_an_unknown_experiment_is_refused(tmp_path):
+    code, _, err = cli("oneshot", "--searcher", "rsps", "--epochs", "2", "--out", str(tmp_path), "--resume",
+                       "--experiment", "nope")
+    assert code == 2 and "no interrupted experiment 'nope' under" in err

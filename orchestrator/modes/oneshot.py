@@ -9,7 +9,8 @@ looked up in the store, so its rows land in ``OUT/runs`` like the multi-trial se
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmark_data.cli import store_to_read, store_to_write  # the store flag's readings, shared by every CLI
@@ -21,12 +22,15 @@ from ..common import (
     absolute,
     add_output_flags,
     add_ray_flags,
+    add_resume_flag,
     add_seed_flag,
     add_store_flag,
     add_surrogate_flags,
     at_least,
     check_new_experiment,
+    check_writable,
     experiment_name,
+    find_resumable,
     folder_flag,
 )
 from ..oneshot import DEFAULT_EPOCHS
@@ -56,6 +60,8 @@ class OneShotRun:
     address: str | None
     parallel: int | None
     retrain_epochs: int = 0  # autohas: epochs to retrain the derived network with the derived hyperparameters
+    resume: bool = False     # continue an interrupted experiment from its trials' last checkpoints
+    command_line: tuple[str, ...] | None = None  # as typed, for the resume command printed on Ctrl-C
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -100,6 +106,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output_flags(p, experiment_help="experiment name (default: from the arguments, the time and a random "
                                         "suffix); a name already used under --out is refused")
     add_ray_flags(p, parallel_help="start a local Ray with K CPUs (default: all of them)")
+    add_resume_flag(p, "every trial continues from its last checkpoint (one per search epoch)")
 
 
 def settings_from_args(args: argparse.Namespace) -> OneShotRun:
@@ -128,15 +135,30 @@ def settings_from_args(args: argparse.Namespace) -> OneShotRun:
     data_dir = None if args.data_dir is None else str(absolute(args.data_dir))
     if space == "sss":
         check_cost_targets(knobs, scoring.train_dataset, data_dir)
-    experiment = experiment_name(args.experiment, f"{args.searcher}-{space}-{scoring.dataset}")
-    check_new_experiment(out, experiment, ONESHOT_FOLDER)
+    check_writable("--out", out)
     settings = OneShotSettings(
-        experiment=experiment, algorithms=(args.searcher,), seeds=tuple(range(args.seed, args.seed + args.runs)),
+        experiment="", algorithms=(args.searcher,), seeds=tuple(range(args.seed, args.seed + args.runs)),
         epochs=epochs, dataset=scoring.dataset, train_dataset=scoring.train_dataset, C=scoring.C, N=scoring.N,
         data_dir=data_dir, max_failures=args.max_failures, gpus_per_trial=float(args.gpus_per_trial), knobs=knobs,
         space=space, train_missing=args.train_missing)
+    identity = resume_identity(settings, scoring)
+    if args.resume:
+        experiment = find_resumable(out, ONESHOT_FOLDER, args.experiment, identity)
+    else:
+        experiment = experiment_name(args.experiment, f"{args.searcher}-{space}-{scoring.dataset}")
+        check_new_experiment(out, experiment, ONESHOT_FOLDER)
+    settings = replace(settings, experiment=experiment)
     retrain = args.retrain_epochs if args.searcher in autohas.AUTOHAS_SEARCHERS else 0
-    return OneShotRun(settings, scoring, out, args.address, args.parallel, retrain)
+    return OneShotRun(settings, scoring, out, args.address, args.parallel, retrain, resume=args.resume,
+                      command_line=getattr(args, "command_line", None))
+
+
+def resume_identity(settings, scoring) -> dict:
+    """What a resumed one-shot experiment must share with the one it continues: every setting but
+    its name, and the store that scores it."""
+    from dataclasses import asdict
+
+    return {**{k: v for k, v in asdict(settings).items() if k != "experiment"}, "store": str(scoring.bench.root)}
 
 
 _SPACE_WORDS = {"tss": "topology", "sss": "size"}
@@ -177,10 +199,18 @@ def check_cost_targets(knobs: dict, train_dataset: str, data_dir: str | None) ->
 
 
 def run(run: OneShotRun, quiet: bool = False) -> int:
-    from orchestrator.oneshot import run_and_report
+    from orchestrator.oneshot import ONESHOT_FOLDER, run_and_report
 
+    from ..common import INTERRUPTED_STATUS, resume_command, write_identity
+
+    if not run.resume:
+        write_identity(run.out, ONESHOT_FOLDER, run.settings.experiment, resume_identity(run.settings, run.scoring))
     code = run_and_report(run.settings, run.scoring, out=run.out, address=run.address, parallel=run.parallel,
-                          quiet=quiet)
+                          quiet=quiet, resume=run.resume)
+    if code == INTERRUPTED_STATUS:
+        print(f"finish the experiment with\n  {resume_command(run.command_line, 'oneshot', run.settings.experiment)}",
+              file=sys.stderr)
+        return code
     if run.settings.algorithms[0] in autohas.AUTOHAS_SEARCHERS:
         from orchestrator.oneshot import ONESHOT_FOLDER
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from benchmark_data.cli import store_to_read  # the store flag's one reading, shared by every CLI
 from orchestrator.searchers import SEARCHERS  # the registry (its modules load on first use)
-from spaces import UserError
 
 from ..common import (
     INTERRUPTED_STATUS,
@@ -33,6 +32,7 @@ from ..common import (
     check_scheduler,
     check_writable,
     experiment_name,
+    find_resumable,
     fmt_count,
     fmt_duration,
     fmt_spread,
@@ -40,6 +40,7 @@ from ..common import (
     folder_flag,
     format_table,
     resume_command,
+    write_identity,
 )
 
 SIM_FOLDER = "simulate"  # OUT/simulate/NAME: the finished runs of an experiment under way (RunLog)
@@ -178,11 +179,11 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
                 "budget": str(budget), "seeds": [settings.seed, settings.runs], "workers": settings.workers,
                 "scheduler": settings.scheduler, "hp": table.feedback_hp, "final_hp": table.final_hp}
     if settings.resume:
-        experiment = find_resumable(settings.out, settings.experiment, identity)
+        experiment = find_resumable(settings.out, SIM_FOLDER, settings.experiment, identity)
     else:
         experiment = experiment_name(settings.experiment, f"{settings.label}-{settings.space}-{dataset}-{budget}")
         check_new_experiment(settings.out, experiment, SIM_FOLDER)
-        write_identity(settings.out, experiment, identity)
+        write_identity(settings.out, SIM_FOLDER, experiment, identity)
     log = RunLog(absolute(settings.out) / SIM_FOLDER / experiment)
     knobs = {spec.searcher: resolved_knobs(table, spec) for spec in specs}
 
@@ -255,45 +256,6 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
     print(f"\nwall time {elapsed:.2f} s; runs table: {paths[0].parent if paths else settings.out}"
           + (f"; curves: {curve_path}" if curve_path else ""))
     return 0
-
-
-def write_identity(out: str, experiment: str, identity: dict) -> None:
-    """What defines the experiment's results, beside its finished runs, for ``--resume`` to check."""
-    folder = absolute(out) / SIM_FOLDER / experiment
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / IDENTITY_FILE).write_text(json.dumps(identity, sort_keys=True, indent=1) + "\n")
-
-
-IDENTITY_FILE = "experiment.json"
-
-
-def find_resumable(out: str, requested: str | None, identity: dict) -> str:
-    """The experiment under ``out`` that ``--resume`` finishes: the one named, else the only one
-    under way that these flags started; UserError when there is none, or its flags differ."""
-    root = absolute(out) / SIM_FOLDER
-    if requested is not None:
-        path = root / requested / IDENTITY_FILE
-        if not path.is_file():
-            done = absolute(out) / "runs" / f"experiment={requested}"
-            if done.is_dir() and any(done.iterdir()):
-                raise UserError(f"experiment {requested!r} is complete already ({done}); nothing to resume")
-            raise UserError(f"no interrupted experiment {requested!r} under {absolute(out)} (no {path}); "
-                            "start it without --resume")
-        saved = json.loads(path.read_text())
-        differ = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
-        if differ:
-            shown = "; ".join(f"{k}: started with {saved.get(k)!r}, now {identity.get(k)!r}" for k in differ)
-            raise UserError(f"--resume needs the flags experiment {requested!r} was started with ({shown})")
-        return requested
-    matches = sorted(p.parent.name for p in root.glob(f"*/{IDENTITY_FILE}")
-                     if json.loads(p.read_text()) == identity)
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UserError(f"no interrupted experiment under {absolute(out)} was started with these flags; "
-                        "name it with --experiment NAME, or start it without --resume")
-    raise UserError(f"{len(matches)} interrupted experiments under {absolute(out)} match these flags "
-                    f"({', '.join(matches)}); choose one with --experiment NAME")
 
 
 def predicted(table, arch: int) -> str:
