@@ -250,7 +250,10 @@ def trials_table(results, settings: LiveSettings):
 
     space = get_space(settings.space)
     interrupted = results.num_terminated + results.num_errors < len(results)
-    rows = [_trial_row(r, i, settings, space, interrupted) for i, r in enumerate(results)]
+    # A trial Tune had created but not started when Ctrl-C came has no config yet (nor params.json):
+    # no architecture, nothing trained; the restored searcher proposes it again on --resume.
+    started = [(r, config) for r in results if (config := _trial_config(r, space)) is not None]
+    rows = [_trial_row(r, config, i, settings, space, interrupted) for i, (r, config) in enumerate(started)]
     from benchmark_data.schema import SCHEMAS
 
     df = pd.DataFrame(rows, columns=SCHEMAS["trials"].names)
@@ -259,11 +262,24 @@ def trials_table(results, settings: LiveSettings):
                       "hp": "int16", "run_seed": "int32"})
 
 
-def _trial_row(result, event: int, settings: LiveSettings, space,
+def _trial_config(result, space) -> dict | None:
+    """The trial's config as Tune reports it, else as its folder's params.json records it; None
+    when neither names every decision of the space."""
+    config = result.config or {}
+    if not all(n in config for n in space.hparams.names) and result.path:
+        params = Path(result.path) / "params.json"
+        try:
+            config = {**json.loads(params.read_text()), **config}
+        except (OSError, ValueError):
+            pass
+    return config if all(n in config for n in space.hparams.names) else None
+
+
+def _trial_row(result, config: dict, event: int, settings: LiveSettings, space,
                interrupted: bool) -> dict[str, Any]:
     from orchestrator.searchers import FIDELITY
 
-    config, metrics = result.config or {}, result.metrics or {}
+    metrics = result.metrics or {}
     epochs = int(metrics.get("training_iteration", 0))
     arch_index = space.config_to_index({n: config[n] for n in space.hparams.names})
     history = result.metrics_dataframe
@@ -294,6 +310,8 @@ def _status(result, epochs: int, target: int, interrupted: bool) -> str:
     # interrupted run calls both "unfinished".
     if result.error is not None:
         return "error"
+    if (result.metrics or {}).get("status") == "diverged":
+        return "diverged"  # the loss became non-finite or far above chance: stopped, told as a failure
     if epochs >= target:
         return "ok"
     return "unfinished" if interrupted else "stopped"

@@ -247,7 +247,7 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
         time.sleep(1)
     proc.send_signal(signal.SIGINT)
     first_out = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 1, first_out
+    assert proc.returncode == 130, first_out  # Ctrl-C: 128 + SIGINT, as a shell reports it
     assert "--resume --experiment rea" in first_out
     first = trials_of(tmp_path / "out", "rea")
     assert 2 <= len(first) < 6 or (first["epochs"] < 3).any()

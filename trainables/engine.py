@@ -38,6 +38,16 @@ from trainables.recipes import Recipe
 from trainables.seeding import seed_of
 from trainables.skeleton import get_space
 
+# A training loss this many times the chance-level cross-entropy (ln K for K classes: 2.30 on ten
+# classes) is a diverged training, as a non-finite one is: a network that learns never averages
+# a hundred times worse than guessing over an epoch (at lr 1e3 the loss reaches ~1e13).
+DIVERGED_LOSS_FACTOR = 100.0
+
+
+def diverged_loss(loss: float, num_classes: int) -> bool:
+    """Whether an epoch's mean training loss says the training diverged (``DIVERGED_LOSS_FACTOR``)."""
+    return not math.isfinite(loss) or loss > DIVERGED_LOSS_FACTOR * math.log(max(2, num_classes))
+
 # Eval tensors larger than this (floats) are streamed per evaluation instead of cached.
 _EVAL_CACHE_MAX_FLOATS = 1 << 25
 # What run_epoch reports: exactly the metric columns of the store's epochs table.
@@ -121,8 +131,9 @@ class TrainEngine:
         metrics["test_loss"], metrics["test_acc"] = self.evaluate("test")
         metrics["epoch_time_s"], metrics["eval_time_s"] = epoch_time, eval_time
         self.epoch += 1
-        # Once a loss is not finite the weights are garbage; every later epoch is marked too.
-        self.diverged = self.diverged or not math.isfinite(train_loss)
+        # Once a loss is not finite, or far above chance, the weights are garbage; every later
+        # epoch is marked too (the trainable stops there: ``diverged_loss``).
+        self.diverged = self.diverged or diverged_loss(train_loss, self.dataset.num_classes)
         return metrics
 
     @torch.no_grad()

@@ -92,11 +92,15 @@ class _TrainArchMixin(EngineHost):
         metrics = self.engine.run_epoch()
         epoch = self.engine.epoch
         self.rows.append(epoch_row(self.engine, epoch, metrics))
-        done = epoch >= self.cfg.epochs
+        diverged = self.engine.diverged
+        done = epoch >= self.cfg.epochs or diverged
         if done:
             self.flush()
-        return {**metrics, "epoch": epoch, "arch_index": self.engine.arch_index,
-                "hp": self.cfg.recipe.hp, "status": self.rows[-1]["status"], "done": done}
+        result = {**metrics, "epoch": epoch, "arch_index": self.engine.arch_index,
+                  "hp": self.cfg.recipe.hp, "status": self.rows[-1]["status"], "done": done}
+        if diverged:  # the trial ends here, and the searcher is told a failure, not chance accuracy
+            result.update({m: float("nan") for m in ("valid_acc", "valid_loss")})
+        return result
 
     def extra_state(self) -> dict[str, Any]:
         return {"rows": self.rows, "flushed": sorted(self.flushed)}
