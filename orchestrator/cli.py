@@ -122,3 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError) as err:
+        # a file system's refusal found late (another process changed a folder): still one line
+        print(f"error: {err.strerror or err}: {err.filename}" if err.filename else f"error: {err}", file=sys.stderr)
+        return 2

@@ -76,3 +76,33 @@ def test_a_diverging_trial_stops_is_recorded_and_the_searcher_is_told_it_failed(
     assert len(searcher.history) == 2 and all(h["value"] is None for h in searcher.history), told
     rows = pd.read_parquet(store / "epochs")
     assert len(rows) == 2 and (rows["status"] == "diverged").all()  # the store keeps what happened
+
+
+# ----- folders and stores that cannot be written ------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["train", "--out", "/sys/h15-out"], "--out /sys/h15-out is not writable"),
+    (["train", "--store", "/sys/h15-store"], "--store /sys/h15-store is not writable"),
+    (["oneshot", "--searcher", "rsps", "--out", "/sys/h15-out"], "--out /sys/h15-out is not writable"),
+])
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, args, message):
+    # /sys refuses new files even to root (chmod does not stop root), as a read-only mount would.
+    from cli_fixtures import orchestrate_cli
+
+    extra = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+    code, _, err = orchestrate_cli(*args, *extra)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_where_a_results_folder_should_be_is_one_error_line_and_the_runs_survive(tmp_path):
+    from cli_fixtures import orchestrate_cli
+
+    (tmp_path / "runs").write_text("not a folder")  # found only when the runs table is written
+    code, _, err = orchestrate_cli("simulate", "--searcher", "random", "--budget", "20ev", "--runs", "3",
+                                   "--out", str(tmp_path), "--experiment", "e", "--quiet")
+    assert code == 2 and err.startswith("error: Not a directory: ") and "Traceback" not in err
+    (tmp_path / "runs").unlink()
+    code, _, err = orchestrate_cli("simulate", "--searcher", "random", "--budget", "20ev", "--runs", "3",
+                                   "--out", str(tmp_path), "--experiment", "e", "--quiet", "--resume")
+    assert code == 0, err  # the finished runs were kept: the resume only writes the tables
+    assert pd.read_parquet(tmp_path / "runs" / "experiment=e")["run_seed"].nunique() == 3

@@ -85,6 +85,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainRun:
     from orchestrator.live import LIVE_FOLDER, SETTINGS_FILE, LiveSettings, check_store, experiment_dir
 
     out = common.folder_flag("--out", args.out)
+    common.check_writable("--out", out)
     if args.experiment is not None:
         common.experiment_name(args.experiment, "")  # a folder name: no '/', '..', spaces
     if args.resume:
@@ -106,6 +107,8 @@ def settings_from_args(args: argparse.Namespace) -> TrainRun:
         raise UserError(f"experiment folder {exp_dir} exists already; continue it with --resume or choose "
                         "another --experiment")
     common.check_new_experiment(out, settings.experiment, LIVE_FOLDER)
+    if settings.store is not None:  # every trial would fail on its first write, each retried
+        common.check_writable("--store", settings.store)
     check_store(settings)
     return TrainRun(settings, exp_dir, out, False, args.address)
 
