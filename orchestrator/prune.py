@@ -210,6 +210,6 @@ def format_summary(df) -> str:
     for (method, transfer), g in grouped:
         rows.append([method, transfer, fmt_value(g["flops_m"].mean()), f"{g['params_m'].mean():.3f}",
                      fmt_value(g["flops_pruned_pct"].mean(), 1, " %"), fmt_value(g["accuracy"].mean(), unit=" %"),
-                     fmt_spread(g["accuracy"].std(), len(g)), fmt_value(g["accuracy_drop"].mean())])
+                     fmt_spread(g["accuracy"].std(ddof=0), len(g)), fmt_value(g["accuracy_drop"].mean())])
     return format_table([("method", "<"), ("transfer", "<"), ("MFLOPs", ">"), ("M params", ">"),
                          ("FLOPs pruned", ">"), ("accuracy", ">"), ("spread", ">"), ("drop", ">")], rows)
