@@ -5,10 +5,10 @@ a real local Ray Tune run."""
 from __future__ import annotations
 
 import math
-import os
 
 import pandas as pd
 import pytest
+from test_live import local_ray  # noqa: F401  (the live tests' real local Ray, one per module)
 
 import spaces
 from trainables.engine import DIVERGED_LOSS_FACTOR, diverged_loss
@@ -37,18 +37,9 @@ def test_a_huge_learning_rate_is_marked_diverged_after_its_first_epoch():
     assert engine.diverged and diverged_loss(metrics["train_loss"], 10)  # the issue's 3e13 at lr 1e3
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.ray
-def test_a_diverging_trial_stops_is_recorded_and_the_searcher_is_told_it_failed(local_ray, tmp_path):
+@pytest.mark.usefixtures("local_ray")
+def test_a_diverging_trial_stops_is_recorded_and_the_searcher_is_told_it_failed(tmp_path):
     from ray import tune
 
     from orchestrator.live import _status

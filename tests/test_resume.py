@@ -38,15 +38,29 @@ def start(out: Path, *extra: str) -> subprocess.Popen:
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def stop_mid_run(proc: subprocess.Popen, log: Path, sig: int) -> tuple[str, str]:
-    """Send ``sig`` once the first batch of finished runs is on disk (the run is under way)."""
-    deadline = time.monotonic() + 120
-    while not list(log.glob("runs-*.parquet")):
+def stop_when(proc: subprocess.Popen, folder: Path, pattern: str, sig: int, wait_s: float = 120) -> tuple[str, str]:
+    """Send ``sig`` once ``folder`` holds a file matching ``pattern`` (the job is under way)."""
+    deadline = time.monotonic() + wait_s
+    while not list(folder.glob(pattern)):
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no finished run was written within 2 minutes"
+        assert time.monotonic() < deadline, f"no {pattern} in {folder} within {wait_s:g} s"
         time.sleep(0.05)
     proc.send_signal(sig)
-    return proc.communicate(timeout=120)
+    return proc.communicate(timeout=300)
+
+
+def stop_mid_run(proc: subprocess.Popen, log: Path, sig: int) -> tuple[str, str]:
+    """Send ``sig`` once the first batch of finished runs is on disk."""
+    return stop_when(proc, log, "runs-*.parquet", sig)
+
+
+def started(folder: Path) -> Path:
+    """The folder of the one experiment a fresh command started under ``folder``, once it exists."""
+    deadline = time.monotonic() + 120
+    while not (found := list(folder.glob("*/experiment.json"))):
+        assert time.monotonic() < deadline, f"no experiment appeared under {folder}"
+        time.sleep(0.05)
+    return found[0].parent
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +96,7 @@ def test_a_killed_simulated_comparison_resumes_to_the_tables_of_an_uninterrupted
 def test_ctrl_c_ends_a_simulated_comparison_cleanly_and_its_printed_command_finishes_it(tmp_path, uninterrupted):
     out = tmp_path / "res"
     proc = start(out)  # no --experiment: the resume command must name the generated one
-    _, err = stop_mid_run(proc, next_log(out), signal.SIGINT)
+    _, err = stop_mid_run(proc, started(out / "simulate"), signal.SIGINT)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted:" in err
     command = err.strip().splitlines()[-1].strip()
@@ -97,17 +111,6 @@ def test_ctrl_c_ends_a_simulated_comparison_cleanly_and_its_printed_command_fini
     pd.testing.assert_frame_equal(table_of(out, "curves", name), curves)
 
 
-def next_log(out: Path) -> Path:
-    """The run log of the one experiment a fresh command started under ``out``, once it exists."""
-    deadline = time.monotonic() + 60
-    while True:
-        found = list((out / "simulate").glob("*/experiment.json"))
-        if found:
-            return found[0].parent
-        assert time.monotonic() < deadline, "the experiment's folder never appeared"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("extra, message", [
     (["--resume", "--experiment", "nope"], "no interrupted experiment 'nope' under"),
     (["--resume"], "no interrupted experiment under"),
@@ -119,7 +122,7 @@ def test_resume_without_an_interrupted_experiment_is_refused(tmp_path, extra, me
 
 def test_resume_with_other_flags_names_what_differs(tmp_path):
     proc = start(tmp_path, "--experiment", "e")
-    next_log(tmp_path)
+    started(tmp_path / "simulate")
     proc.kill()
     proc.communicate()
     flags = [w if w != "600s" else "500s" for w in SIM]
@@ -146,16 +149,6 @@ def oneshot_rows(out: Path, experiment: str) -> pd.DataFrame:
     return df[keep].sort_values(["searcher", "run_seed", "event"]).reset_index(drop=True)
 
 
-def stop_after_a_checkpoint(proc: subprocess.Popen, exp_dir: Path, sig: int) -> tuple[str, str]:
-    deadline = time.monotonic() + 300
-    while not list(exp_dir.glob("trial_*/checkpoint_*")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
-        time.sleep(0.1)
-    proc.send_signal(sig)
-    return proc.communicate(timeout=300)
-
-
 @pytest.mark.slow
 def test_a_killed_or_interrupted_oneshot_search_resumes_from_its_checkpoints_to_the_uninterrupted_result(tmp_path):
     whole = tmp_path / "whole"
@@ -165,8 +158,8 @@ def test_a_killed_or_interrupted_oneshot_search_resumes_from_its_checkpoints_to_
     out = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, str(ROOT / "orchestrate.py"), *ONESHOT, "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    exp_dir = next_experiment(out / "oneshot")
-    stdout, err = stop_after_a_checkpoint(proc, exp_dir, signal.SIGINT)  # Ctrl-C
+    exp_dir = started(out / "oneshot")
+    stdout, err = stop_when(proc, exp_dir, "trial_*/checkpoint_*", signal.SIGINT, wait_s=300)  # Ctrl-C
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "interrupted:" in err
     assert not (out / "runs").exists() or not any((out / "runs").iterdir())  # no partial runs table
@@ -190,17 +183,33 @@ def test_a_killed_or_interrupted_oneshot_search_resumes_from_its_checkpoints_to_
     pd.testing.assert_frame_equal(oneshot_rows(out, name), oneshot_rows(whole, "os"))
 
 
-def next_experiment(folder: Path) -> Path:
-    deadline = time.monotonic() + 120
-    while True:
-        found = list(folder.glob("*/experiment.json"))
-        if found:
-            return found[0].parent
-        assert time.monotonic() < deadline, "the experiment's folder never appeared"
-        time.sleep(0.05)
-
-
 def test_oneshot_resume_of_an_unknown_experiment_is_refused(tmp_path):
     code, _, err = cli("oneshot", "--searcher", "rsps", "--epochs", "2", "--out", str(tmp_path), "--resume",
                        "--experiment", "nope")
     assert code == 2 and "no interrupted experiment 'nope' under" in err
+
+
+@pytest.mark.ray
+def test_runs_spread_over_ray_are_kept_and_skipped_as_in_process_ones(tmp_path):
+    """Three runs in-process, then all eight over a local Ray with the same log: the three are read
+    back, not run again, and the eight equal eight runs made without a log."""
+    import numpy as np
+
+    from benchmark_data.reader import Benchmark
+    from orchestrator.experiment import RunLog, RunSpec, run_experiment
+    from orchestrator.simulator import Budget
+
+    table = Benchmark.open().task("tss", None)
+    specs = [RunSpec("random", Budget(evaluations=30)), RunSpec("rea", Budget(evaluations=30))]
+    seeds = list(range(8))
+    log = RunLog(tmp_path / "log", flush_s=0.0)
+    first = run_experiment(table, specs, seeds[:3], progress=False, log=log)
+    resumed = run_experiment(table, specs, seeds, parallel=2, progress=False, log=log)
+    plain = run_experiment(table, specs, seeds, progress=False)
+    assert len(log.load()) == 16 and len({(r.searcher, r.seed) for r in log.load()}) == 16
+    kept = {(r.searcher, r.seed): r.wall_s for r in first.runs}
+    assert all(resumed.wall_s[key] == wall for key, wall in kept.items())  # read back, not run again
+    got, want = resumed.columns(), plain.columns()
+    for name in want:
+        if name not in CLOCK_COLUMNS:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
