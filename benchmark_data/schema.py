@@ -59,7 +59,7 @@ STATUSES: tuple[str, ...] = ("ok", "diverged", "iso_copy", "no_path", "imported"
 SURROGATE_STATUS = "surrogate"
 SURROGATE_SEED = -1
 # Status of a live trial (`trials` table).
-TRIAL_STATUSES: tuple[str, ...] = ("ok", "stopped", "error", "unfinished")
+TRIAL_STATUSES: tuple[str, ...] = ("ok", "stopped", "error", "unfinished", "diverged")
 # The clock a run's times are on (`runs.clock`), and the column that holds the run's time on it:
 # a simulated search is charged the benchmark's recorded training time (sim_time_s); one-shot and
 # live runs have no simulated clock, only the real time they took (wall_time_s).

@@ -48,7 +48,7 @@ def test_a_huge_learning_rate_is_marked_diverged_after_its_first_epoch():
 def test_a_diverging_trial_stops_is_recorded_and_the_searcher_is_told_it_failed(tmp_path):
     from ray import tune
 
-    from orchestrator.live import _status
+    from orchestrator.live import LiveSettings, _status, best_trial, read_trials, trials_table, write_trials
     from orchestrator.searchers import make_searcher
     from orchestrator.tune_adapter import TuneSearcher
     from trainables.train import TrainArch
@@ -73,6 +73,15 @@ def test_a_diverging_trial_stops_is_recorded_and_the_searcher_is_told_it_failed(
     assert len(searcher.history) == 2 and all(h["value"] is None for h in searcher.history), told
     rows = pd.read_parquet(store / "epochs")
     assert len(rows) == 2 and (rows["status"] == "diverged").all()  # the store keeps what happened
+    # The trials table says so too, and the writer takes the status (schema.TRIAL_STATUSES).
+    settings = LiveSettings(experiment="div", searcher="random", space="tss", dataset="digits", data_dir=None,
+                            recipe="h0", epochs=3, trials=2, scheduler="fifo", store=str(store), C=4, N=1, seed=0,
+                            max_concurrent=2, max_failures=0, gpus_per_trial=0.0)
+    trials = trials_table(results, settings)
+    assert list(trials["status"]) == ["diverged", "diverged"] and trials["feedback"].isna().all()
+    assert best_trial(trials) is None  # a diverged trial is never the best one
+    write_trials(trials, settings, tmp_path / "out")
+    assert list(read_trials(tmp_path / "out", "div")["status"]) == ["diverged", "diverged"]
 
 
 # ----- folders and stores that cannot be written ------------------------------------------------------
