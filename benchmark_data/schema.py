@@ -279,7 +279,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "trial_time_s": "Ray's time_total_s of the trial (training, evaluation, checkpoints), seconds",
         "status": "ok (trained the epochs it was meant to) | stopped (a scheduler stopped it early) | "
                   "error (it failed more often than --max-failures allowed) | unfinished (the run was "
-                  "interrupted first; in an interrupted run, trials a scheduler stopped count here too)",
+                  "interrupted first; in an interrupted run, trials a scheduler stopped count here too) | "
+                  "diverged (its training loss became non-finite or over 100x chance: stopped there, told to "
+                  "the searcher as a failure)",
     },
 }
 # A surrogate row means what an epochs row means, as a prediction for an architecture without one.
