@@ -9,6 +9,7 @@ simulated seconds) in ``OUT/curves/``; the summary follows NATS-Bench's protocol
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -236,6 +237,8 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
     paths = write_runs(settings.out, rows, meta)
     curve_path = write_curves(settings.out, experiment, curves_table(result, budget), meta)
     shutil.rmtree(log.folder, ignore_errors=True)  # the tables hold every run now
+    with contextlib.suppress(OSError):
+        log.folder.parent.rmdir()  # OUT/simulate, once no experiment is under way there
 
     print(f"\nbest architecture in the benchmark: {table.space.to_str(table.best_arch)}  "
           f"({table.final_source} {table.best_final:.2f} %{predicted(table, table.best_arch)})")
