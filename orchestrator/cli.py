@@ -1,6 +1,6 @@
 """``orchestrate.py``'s command line: one subcommand per run mode (``orchestrator.modes``).
 
-``orchestrate.py simulate|train|oneshot [flags]``; each mode has only its own flags, so argparse
+``orchestrate.py simulate|train|oneshot|prune [flags]``; each mode has only its own flags, so argparse
 itself refuses a flag of another mode, whatever its value. Without a mode name the mode is
 ``simulate`` (``orchestrate.py --searcher bohb --budget 2e4s`` is the main job), and command lines
 written for the flat parser of earlier versions still work: ``--mode train`` picks the train
@@ -28,6 +28,11 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
+
+
+def _listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +98,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         sub = _subparser(parser, args.mode)
         flags = [u.split("=", 1)[0] for u in unknown if u.startswith("-")]
         elsewhere = {f: [m for m in MODES if m != args.mode and _has_flag(_subparser(parser, m), f)] for f in flags}
-        notes = [f"{f} is a flag of {' and '.join(f'`{PROG} {m}`' for m in ms)}, not of {args.mode}"
+        notes = [f"{f} is a flag of {_listed([f'`{PROG} {m}`' for m in ms])}, not of {args.mode}"
                  for f, ms in elsewhere.items() if ms]
         sub.error("; ".join(notes) if notes else f"unrecognized arguments: {' '.join(unknown)}")
     return args

@@ -72,7 +72,8 @@ def test_every_flag_of_train_is_its_own_and_the_old_flat_form_still_works(tmp_pa
     (["--resume"], "--resume needs --experiment NAME"),
     (["--resume", "--experiment", "never-ran"], "nothing to resume at"),
     (["--budget", "100ev"], "--budget is a flag of `orchestrate.py simulate`, not of train"),
-    (["--runs", "1"], "--runs is a flag of `orchestrate.py simulate` and `orchestrate.py oneshot`, not of train"),
+    (["--runs", "1"], "--runs is a flag of `orchestrate.py simulate`, `orchestrate.py oneshot` and "
+                      "`orchestrate.py prune`, not of train"),
     (["--store", "{tmp}/afile"], "afile is a file; give a store folder"),
     (["--store", "embedded"], "--store embedded: this command writes"),
     (["--out", "{tmp}/afile"], "afile is a file; give a folder"),
