@@ -37,6 +37,15 @@ from spaces.errors import UserError
 LR_SCHEDULE_STEPS = ("epoch", "iteration")
 
 
+def cosine_lr(base: float, epoch: int, epochs: int, lr_min: float = 0.0) -> float:
+    """The lr of epoch ``epoch`` (0-based) of a per-epoch cosine from ``base`` to ``lr_min`` over
+    ``epochs``: xautodl's ``eta_min + (base - eta_min) * (1 + cos(pi * e / T_max)) / 2``, in its
+    order, so it equals the reference to the last bit; ``lr_min`` from epoch ``epochs`` on."""
+    if epoch >= epochs:
+        return lr_min
+    return lr_min + (base - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to train: SGD with Nesterov momentum and a cosine learning rate, no warm-up.
@@ -121,10 +130,7 @@ class Recipe:
         if iters_per_epoch < 1:
             raise ValueError("iters_per_epoch must be >= 1")
         if self.lr_schedule_step == "epoch":
-            if epoch >= self.epochs:
-                return self.lr_min
-            return (self.lr_min + (self.lr - self.lr_min)
-                    * (1 + math.cos(math.pi * epoch / self.epochs)) / 2)
+            return cosine_lr(self.lr, epoch, self.epochs, self.lr_min)
         total = self.epochs * iters_per_epoch
         t = min(epoch * iters_per_epoch + iteration, total) / total
         return self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * t))

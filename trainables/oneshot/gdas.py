@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .strategy import Strategy
+from .strategy import Strategy, linear_tau
 from .supernet import ArchSample
 
 
@@ -32,7 +32,7 @@ class GDAS(Strategy):
         self.unchosen_gradient = bool(unchosen_gradient)
 
     def tau(self) -> float:
-        return self.tau_max - (self.tau_max - self.tau_min) * self.epoch / max(1, self.epochs - 1)
+        return linear_tau(self.tau_max, self.tau_min, self.epoch, self.epochs)
 
     def gumbel_sample(self, for_alpha: bool = True) -> ArchSample:
         """One Gumbel draw; ``for_alpha=False`` (weight steps, no gradient to alpha) skips adding

@@ -31,7 +31,7 @@ from spaces.nats_size import NUM_LAYERS
 
 from .cost_loss import BANDS, resolve_target
 from .size_supernet import ALIGNED_LAYERS, NUM_WIDTHS, Align, Mask, path_sample, width_masks
-from .strategy import BaseStrategy, gumbel_noise
+from .strategy import BaseStrategy, gumbel_noise, linear_tau
 
 
 def perturbed_logits(row: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
@@ -128,7 +128,7 @@ class GumbelSizeStrategy(SizeStrategy):
         self.tau_max, self.tau_min = float(tau_max), float(tau_min)
 
     def tau(self) -> float:
-        return self.tau_max - (self.tau_max - self.tau_min) * self.epoch / max(1, self.epochs - 1)
+        return linear_tau(self.tau_max, self.tau_min, self.epoch, self.epochs)
 
     def gumbel_logits(self, layer: int) -> torch.Tensor:
         """(log softmax(alpha[layer]) + Gumbel noise) / tau: one perturbed row."""

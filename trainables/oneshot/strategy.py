@@ -60,6 +60,12 @@ def ops_of(index: int) -> tuple[int, ...]:
     return tuple(all_ops()[int(index)].tolist())
 
 
+def linear_tau(tau_max: float, tau_min: float, epoch: int, epochs: int) -> float:
+    """The Gumbel-softmax temperature of epoch ``epoch`` (0-based): linear from ``tau_max`` at the
+    first epoch to ``tau_min`` at the last (GDAS's and TAS's schedule)."""
+    return tau_max - (tau_max - tau_min) * epoch / max(1, epochs - 1)
+
+
 def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """Standard Gumbel noise from ``generator`` (an exponential draw of exactly 0, which would give
     infinite noise and NaN probabilities, is clamped rather than redrawn)."""

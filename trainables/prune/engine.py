@@ -17,7 +17,6 @@ None), ``model``, ``seed``, ``epochs``, ``threads``, ``device`` (or all of them 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from spaces.cifar_resnet import CifarResNet, ResNetArch, build, full_arch
 from spaces.errors import UserError
 from trainables.data import Dataset, iterate_batches
+from trainables.recipes import cosine_lr
 from trainables.seeding import seed_of
 from trainables.tune_host import EngineHost, absolute_path, module_getattr, tune_class
 
@@ -93,7 +93,7 @@ class NetTrainer:
             raise UserError(f"all {self.epochs} epochs ran")
         started = time.perf_counter()
         for g in self.optimizer.param_groups:
-            g["lr"] = 0.5 * self.lr * (1 + math.cos(math.pi * self.epoch / self.epochs))
+            g["lr"] = cosine_lr(self.lr, self.epoch, self.epochs)
         self.net.train()
         tally = [0.0, 0, 0]  # loss sum, correct, seen
         for x, y in iterate_batches(self.dataset.train, self.batch_size, shuffle=True, augment=True,

@@ -19,7 +19,6 @@ Derivation: the most probable width of every conv and depth of every stage.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,7 +33,9 @@ from spaces.errors import UserError
 from trainables.data import Dataset, iterate_batches
 from trainables.oneshot.cost_loss import CostTarget, resolve_target
 from trainables.oneshot.size_strategy import perturbed_logits
+from trainables.oneshot.strategy import linear_tau
 from trainables.oneshot.tas import tas_select
+from trainables.recipes import cosine_lr
 from trainables.seeding import seed_of
 
 from .cost import depth_one_hot, resnet_flops
@@ -134,7 +135,7 @@ class PruneSearch:
 
     # --- samples ------------------------------------------------------------------------------------
     def tau(self) -> float:
-        return self.tau_max - (self.tau_max - self.tau_min) * self.epoch / max(1, self.epochs - 1)
+        return linear_tau(self.tau_max, self.tau_min, self.epoch, self.epochs)
 
     def sample(self):
         """(one Interpolate per conv, the depth weights per stage or None)."""
@@ -161,7 +162,7 @@ class PruneSearch:
         if self.epoch >= self.epochs:
             raise UserError(f"all {self.epochs} search epochs ran")
         started = time.perf_counter()
-        lr = 0.5 * self.lr * (1 + math.cos(math.pi * self.epoch / self.epochs))
+        lr = cosine_lr(self.lr, self.epoch, self.epochs)
         for g in self.weight_optimizer.param_groups:
             g["lr"] = lr
         self.net.train()
