@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import math
 import os
+import shlex
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -157,8 +160,6 @@ def add_resume_flag(p: argparse.ArgumentParser, what: str) -> None:
 def resume_command(command_line: Sequence[str] | None, mode: str, experiment: str) -> str:
     """The command that finishes ``experiment``: the command line it was started with, plus
     ``--resume`` and ``--experiment NAME`` where missing (without a command line, a template)."""
-    import shlex
-
     if command_line is None:
         return f"orchestrate.py {mode} <the same flags> --experiment {shlex.quote(experiment)} --resume"
     words = list(command_line)
@@ -177,8 +178,6 @@ IDENTITY_FILE = "experiment.json"  # OUT/MODE/NAME/experiment.json: what --resum
 def write_identity(out: str | Path, folder: str, experiment: str, identity: dict) -> None:
     """What defines an experiment's results (its flags, resolved), in ``OUT/folder/NAME``, for
     ``--resume`` to check against the flags it is given (``find_resumable``)."""
-    import json
-
     path = absolute(out) / folder / experiment
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / f".{IDENTITY_FILE}.tmp"
@@ -189,8 +188,6 @@ def write_identity(out: str | Path, folder: str, experiment: str, identity: dict
 def find_resumable(out: str | Path, folder: str, requested: str | None, identity: dict) -> str:
     """The experiment under ``OUT/folder`` that ``--resume`` finishes: the one named, else the only
     one these flags started; UserError when there is none, or when its flags differ (named)."""
-    import json
-
     identity = json.loads(json.dumps(identity, default=str))  # as it reads back from the file
     root = absolute(out) / folder
     if requested is not None:
@@ -225,8 +222,6 @@ def check_writable(flag: str, folder: str | Path) -> None:
     probe = p
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    import tempfile
-
     try:  # a real write, not os.access: that says yes to root, and knows nothing of read-only mounts
         if not probe.is_dir():
             raise NotADirectoryError(str(probe))

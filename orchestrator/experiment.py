@@ -13,7 +13,11 @@ a simulated experiment never imports pandas, a third of a second of a short run'
 from __future__ import annotations
 
 import functools
+import json
+import os
+import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,8 +204,6 @@ class RunLog:
         self.last_flush = time.monotonic()
 
     def load(self) -> list[RunTrajectory]:
-        import json
-
         import pyarrow.parquet as pq
 
         from benchmark_data.arrow import to_numpy
@@ -224,10 +226,6 @@ class RunLog:
             self.flush()
 
     def flush(self) -> None:
-        import json
-        import os
-        import uuid
-
         import pyarrow.parquet as pq
 
         self.last_flush = time.monotonic()
@@ -416,6 +414,13 @@ def runs_table(result: SimRuns, table: Task, experiment: str, budget: Budget) ->
         arch = cols[idx]
         out[col] = pa.array(predicted[np.maximum(arch, 0)], pa.bool_(), mask=arch < 0)
     return pa.table(out)
+
+
+def discard_tables(out_root: str | Path, experiment: str, tables: tuple[str, ...] = ("runs", "curves")) -> None:
+    """Remove what a finish interrupted while writing may have left of ``experiment``'s tables, so
+    a resumed finish writes them again, whole."""
+    for table in tables:
+        shutil.rmtree(Path(out_root).expanduser() / table / f"experiment={experiment}", ignore_errors=True)
 
 
 def write_runs(out_root: str | Path, rows: pa.Table | pd.DataFrame, metadata: dict[str, str]) -> list[Path]:

@@ -26,6 +26,7 @@ recipe after the search, appends it to the store and scores the rows again from 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -364,7 +365,7 @@ def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, add
     from benchmark_data.schema import CLOCK_COLUMNS, provenance
 
     from .common import IDENTITY_FILE, INTERRUPTED_STATUS
-    from .experiment import write_runs
+    from .experiment import discard_tables, write_runs
 
     exp_dir = Path(out) / ONESHOT_FOLDER / settings.experiment
     skeleton = (f"N={settings.N}" if settings.space == "sss" else f"C={settings.C}, N={settings.N}")
@@ -383,8 +384,6 @@ def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, add
         result = OneShotResults(None, [], interrupted=True)
     rows = result.rows
     if result.interrupted:
-        import sys
-
         if rows is not None and not rows.empty:
             print("\nsummary so far (INTERRUPTED: not every search ran its epochs; no runs table written):")
             print(format_summary(summarize(rows), settings, scoring.lookup))
@@ -398,10 +397,8 @@ def run_and_report(settings: OneShotSettings, scoring: Scoring, *, out: str, add
                       time_column=CLOCK_COLUMNS["wall"],  # no simulated clock here
                       extra={"experiment": settings.experiment, "benchmark": str(scoring.bench.root),
                              "settings": json.dumps(asdict(settings), sort_keys=True)})
-    if resume:  # a finish interrupted while writing: its table is written again, whole
-        import shutil
-
-        shutil.rmtree(Path(out) / "runs" / f"experiment={settings.experiment}", ignore_errors=True)
+    if resume:
+        discard_tables(out, settings.experiment, ("runs",))
     paths = write_runs(out, rows, meta)
     (exp_dir / IDENTITY_FILE).unlink(missing_ok=True)  # complete: nothing left to resume
     print()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from benchmark_data.cli import store_to_read, store_to_write  # the store flag's readings, shared by every CLI
@@ -19,6 +19,7 @@ from trainables.oneshot import ALGORITHMS, SIZE_ALGORITHMS, SPACE_ALGORITHMS, al
 
 from .. import autohas
 from ..common import (
+    INTERRUPTED_STATUS,
     absolute,
     add_output_flags,
     add_ray_flags,
@@ -32,6 +33,8 @@ from ..common import (
     experiment_name,
     find_resumable,
     folder_flag,
+    resume_command,
+    write_identity,
 )
 from ..oneshot import DEFAULT_EPOCHS
 
@@ -156,8 +159,6 @@ def settings_from_args(args: argparse.Namespace) -> OneShotRun:
 def resume_identity(settings, scoring) -> dict:
     """What a resumed one-shot experiment must share with the one it continues: every setting but
     its name, and the store that scores it."""
-    from dataclasses import asdict
-
     return {**{k: v for k, v in asdict(settings).items() if k != "experiment"}, "store": str(scoring.bench.root)}
 
 
@@ -201,8 +202,6 @@ def check_cost_targets(knobs: dict, train_dataset: str, data_dir: str | None) ->
 def run(run: OneShotRun, quiet: bool = False) -> int:
     from orchestrator.oneshot import ONESHOT_FOLDER, run_and_report
 
-    from ..common import INTERRUPTED_STATUS, resume_command, write_identity
-
     if not run.resume:
         write_identity(run.out, ONESHOT_FOLDER, run.settings.experiment, resume_identity(run.settings, run.scoring))
     code = run_and_report(run.settings, run.scoring, out=run.out, address=run.address, parallel=run.parallel,
@@ -212,8 +211,6 @@ def run(run: OneShotRun, quiet: bool = False) -> int:
               file=sys.stderr)
         return code
     if run.settings.algorithms[0] in autohas.AUTOHAS_SEARCHERS:
-        from orchestrator.oneshot import ONESHOT_FOLDER
-
         autohas.report(run.settings, Path(run.out) / ONESHOT_FOLDER / run.settings.experiment,
                        retrain_epochs=run.retrain_epochs, address=run.address, parallel=run.parallel, quiet=quiet)
     return code

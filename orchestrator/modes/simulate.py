@@ -155,6 +155,7 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
         RunSpec,
         curves_table,
         default_budget,
+        discard_tables,
         resolved_knobs,
         run_experiment,
         runs_table,
@@ -231,9 +232,8 @@ def run(settings: SimulateSettings, quiet: bool = False) -> int:
                              "knobs": json.dumps(knobs, sort_keys=True, default=str),
                              "incumbent": specs[0].incumbent,
                              **({"surrogate": json.dumps(surrogate, sort_keys=True)} if surrogate else {})})
-    if settings.resume:  # a finish interrupted while writing: its tables are written again, whole
-        for table_name in ("runs", "curves"):
-            shutil.rmtree(absolute(settings.out) / table_name / f"experiment={experiment}", ignore_errors=True)
+    if settings.resume:
+        discard_tables(absolute(settings.out), experiment)
     paths = write_runs(settings.out, rows, meta)
     curve_path = write_curves(settings.out, experiment, curves_table(result, budget), meta)
     shutil.rmtree(log.folder, ignore_errors=True)  # the tables hold every run now

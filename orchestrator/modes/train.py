@@ -158,17 +158,15 @@ def run(run: TrainRun, quiet: bool = False) -> int:
     s = run.settings
     print(f"{'resuming' if run.resume else 'starting'} live search {s.experiment} in {run.experiment_dir}: "
           f"{s.searcher} on {s.space}/{s.dataset}, {s.trials} trial(s), scheduler {s.scheduler}")
-    from orchestrator.common import INTERRUPTED_STATUS
-
     try:
         outcome = run_live(s, run.experiment_dir, out=run.out, resume=run.resume, address=run.address, quiet=quiet)
     except KeyboardInterrupt:  # a second Ctrl-C, or one before Tune's loop: Tune has saved what ran
         print(f"\ninterrupted; continue with: orchestrate.py train --resume --experiment {s.experiment} "
               f"--out {run.out}", file=sys.stderr)
-        return INTERRUPTED_STATUS
+        return common.INTERRUPTED_STATUS
     print(format_summary(outcome))
     if outcome.interrupted:
-        return INTERRUPTED_STATUS
+        return common.INTERRUPTED_STATUS
     if len(outcome.trials) and (outcome.trials["status"] == "error").all():
         print(f"error: every trial of {s.experiment} failed; see the trials table and Ray's logs in "
               f"{run.experiment_dir}", file=sys.stderr)
