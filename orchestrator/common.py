@@ -309,6 +309,33 @@ def progress_bar(total: float, *, desc: str, unit: str, quiet: bool):
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
 
 
+# The bar (and per-result hook) of the Tune run this driver is running now, read by the callback of
+# ``tune_progress`` at every result: Tune pickles callbacks into an experiment's saved state and
+# ``Tuner.restore`` brings them back, and an unpickled tqdm bar recurses without end, so the
+# callback holds no bar and finds this process's one here.
+_TUNE_PROGRESS: dict[str, Any] = {"bar": None, "on_result": None}
+
+
+def tune_progress(bar, on_result=None):
+    """A ray.tune.Callback that advances ``bar`` by one at every trial result and then calls
+    ``on_result(trial, result)``; a restored experiment's saved callback drives the bar and hook
+    given here (call this before ``Tuner.restore`` too)."""
+    from ray import tune
+
+    _TUNE_PROGRESS.update(bar=bar, on_result=on_result)
+
+    class Progress(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            from orchestrator.common import _TUNE_PROGRESS as now
+
+            if now["bar"] is not None:
+                now["bar"].update()
+            if now["on_result"] is not None:
+                now["on_result"](trial, result)
+
+    return Progress()
+
+
 def advance_bar(bar, done: float) -> None:
     """Move ``bar`` to ``done`` (rounded, never past the total, never backwards)."""
     target = min(bar.total, round(done))

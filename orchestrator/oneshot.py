@@ -44,6 +44,7 @@ from .common import (
     ray_session,
     run_config,
     trial_dirname,
+    tune_progress,
 )
 
 ONESHOT_FOLDER = "oneshot"  # Ray's files go to <out>/oneshot/<experiment>
@@ -188,11 +189,11 @@ def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: st
     total = len(settings.algorithms) * len(settings.seeds) * settings.epochs
     bar = progress_bar(total, desc="search epochs", unit="epoch", quiet=quiet)
 
-    class Progress(tune.Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            bar.update()
-            if not quiet:
-                bar.write(epoch_line(trial.config["algorithm"], trial.config["seed"], result, settings.epochs))
+    def report(trial, result) -> None:
+        if not quiet:
+            bar.write(epoch_line(trial.config["algorithm"], trial.config["seed"], result, settings.epochs))
+
+    progress = tune_progress(bar, report)
 
     resources = {"cpu": 1, **({"gpu": settings.gpus_per_trial} if settings.gpus_per_trial else {})}
     trainable = tune.with_resources(tune.with_parameters(oneshot_trainable(), lookup=lookup), resources)
@@ -206,7 +207,7 @@ def run_oneshot(settings: OneShotSettings, lookup, exp_dir: Path, *, address: st
                 trainable, param_space=settings.trial_config(),
                 tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
                 run_config=run_config(exp_dir, max_failures=settings.max_failures, quiet=True,
-                                      callbacks=[Progress()], stop={"training_iteration": settings.epochs}))
+                                      callbacks=[progress], stop={"training_iteration": settings.epochs}))
         results = tuner.fit()  # Ctrl-C: Tune saves the experiment's state and returns here
     finish_bar(bar)
     errors = [str(r.error) for r in results if r.error is not None]

@@ -24,7 +24,7 @@ from typing import Any
 
 from spaces.errors import UserError
 
-from .common import absolute, progress_bar, ray_session, run_config, trial_dirname
+from .common import absolute, progress_bar, ray_session, run_config, trial_dirname, tune_progress
 
 PRUNE_FOLDER = "prune"
 SETTINGS_FILE = "settings.json"
@@ -73,6 +73,10 @@ class PruneSettings:
         return cls(**raw)
 
 
+class Interrupted(Exception):
+    """A step stopped (Ctrl-C) before every trial ran its epochs; ``--resume`` continues it."""
+
+
 def experiment_dir(out: str | Path, experiment: str) -> Path:
     return absolute(out) / PRUNE_FOLDER / experiment
 
@@ -90,9 +94,7 @@ def run_step(name: str, cases: list[dict], folder: Path, settings: PruneSettings
     total = sum(int(c["epochs"]) for c in cases)
     bar = progress_bar(total, desc=f"{name} epochs", unit="epoch", quiet=quiet)
 
-    class Progress(tune.Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            bar.update()
+    progress = tune_progress(bar)
 
     if tune.Tuner.can_restore(step_dir):
         tuner = tune.Tuner.restore(str(step_dir), trainable, resume_errored=True, resume_unfinished=True)
@@ -100,13 +102,18 @@ def run_step(name: str, cases: list[dict], folder: Path, settings: PruneSettings
         tuner = tune.Tuner(trainable, param_space={"case": tune.grid_search(cases)},
                            tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
                            run_config=run_config(step_dir, max_failures=settings.max_failures, quiet=True,
-                                                 callbacks=[Progress()]))
-    results = tuner.fit()
-    bar.close()
-    by_case = {}
+                                                 callbacks=[progress]))
+    try:
+        results = tuner.fit()  # Ctrl-C: Tune saves the step's state and returns here
+    finally:
+        bar.close()
     for r in results:
         if r.error is not None:
             raise UserError(f"step {name}: a trial failed ({r.error}); rerun with --resume to continue it")
+    if len(results) < len(cases) or not all((r.metrics or {}).get("done") for r in results):
+        raise Interrupted(name)  # the later steps must not read a half-run step
+    by_case = {}
+    for r in results:
         by_case[json.dumps(r.config["case"], sort_keys=True)] = (r.metrics, r.checkpoint.path)
     return [by_case[json.dumps(c, sort_keys=True)] for c in cases]
 

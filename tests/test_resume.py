@@ -213,3 +213,23 @@ def test_runs_spread_over_ray_are_kept_and_skipped_as_in_process_ones(tmp_path):
     for name in want:
         if name not in CLOCK_COLUMNS:
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_a_restored_progress_callback_drives_this_runs_bar_not_a_pickled_one():
+    """Tune pickles callbacks into an experiment's state and Tuner.restore unpickles them; a tqdm
+    bar inside one recursed without end on unpickling (a non-quiet prune or oneshot --resume)."""
+    import io
+
+    import ray.cloudpickle as cloudpickle
+    from tqdm import tqdm
+
+    from orchestrator.common import tune_progress
+
+    saved = cloudpickle.dumps(tune_progress(tqdm(total=3, file=io.StringIO())))
+    seen = []
+    bar = tqdm(total=3, file=io.StringIO())
+    tune_progress(bar, lambda trial, result: seen.append(result["epoch"]))  # the resumed run's bar and hook
+    restored = cloudpickle.loads(saved)
+    for epoch in (1, 2):
+        restored.on_trial_result(epoch, [], None, {"epoch": epoch})
+    assert bar.n == 2 and seen == [1, 2]

@@ -6,6 +6,7 @@ The flags and their checks; the pipeline itself is ``orchestrator.prune``.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def settings_from_args(args: argparse.Namespace) -> PruneRun:
     from orchestrator.prune import SETTINGS_FILE, PruneSettings, experiment_dir
 
     out = common.folder_flag("--out", args.out)
+    common.check_writable("--out", out)
     if args.experiment is not None:
         common.experiment_name(args.experiment, "")
     if args.resume:
@@ -177,7 +179,7 @@ def _check_target(settings) -> None:
 
 
 def run(run: PruneRun, quiet: bool = False) -> int:
-    from orchestrator.prune import RESULTS_FILE, SETTINGS_FILE, format_summary, run_pipeline
+    from orchestrator.prune import RESULTS_FILE, SETTINGS_FILE, Interrupted, format_summary, run_pipeline
 
     s = run.settings
     run.folder.mkdir(parents=True, exist_ok=True)
@@ -186,7 +188,14 @@ def run(run: PruneRun, quiet: bool = False) -> int:
     print(f"{'resuming' if run.resume else 'starting'} pruning {s.experiment} in {run.folder}: {s.model} on "
           f"{s.dataset} to {100 * s.flops_target:g} % of its FLOPs; methods {', '.join(s.methods)}; transfers "
           f"{', '.join(s.transfers)}; {len(s.seeds)} seed(s)")
-    df = run_pipeline(s, run.folder, address=run.address, parallel=run.parallel, quiet=quiet)
+    try:
+        df = run_pipeline(s, run.folder, address=run.address, parallel=run.parallel, quiet=quiet)
+    except (Interrupted, KeyboardInterrupt) as stopped:
+        step = f" during step {stopped}" if isinstance(stopped, Interrupted) else ""
+        print(f"\ninterrupted{step}: every finished epoch is checkpointed in {run.folder}; continue with\n"
+              f"  orchestrate.py prune --resume --experiment {s.experiment} --out {run.folder.parents[1]}",
+              file=sys.stderr)
+        return common.INTERRUPTED_STATUS
     print(format_summary(df))
     print(f"rows: {run.folder / RESULTS_FILE}")
     return 0
