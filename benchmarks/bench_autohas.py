@@ -16,8 +16,9 @@ trained from scratch for ``--epochs`` epochs with the recipe h0's shape (SGD, Ne
   * AutoHAS (HP): the ResNet cell fixed, lr and L2 searched; GDAS (Arch): the cell searched, the
     hyperparameters fixed at the defaults; AutoHAS (HP+Arch): both — each a one-shot search of
     ``--search-epochs`` epochs (``trainables.oneshot.search.SearchEngine``), then the derived
-    network retrained with the derived hyperparameters (mean of the per-step lr schedule as the
-    cosine's peak, as ``orchestrate.py oneshot --searcher autohas`` does);
+    network retrained with the derived hyperparameters (the searched lr of every step, the derived
+    L2 weight and optimizer: ``orchestrator.autohas.derived_recipe``, as ``orchestrate.py oneshot
+    --searcher autohas`` retrains);
   * Table 4.2: AutoHAS (HP+Arch) under softmax / Gumbel-soft / Gumbel-hard x argmax (Eq. 4.6) /
     expectation (Eq. 4.10).
 
@@ -50,15 +51,20 @@ from trainables.oneshot.autohas import RELAXATIONS, RESNET_CELL  # noqa: E402
 C, N, DATASET = 8, 1, "digits"
 
 
-def train(arch: int, lr: float, wd: float, seed: int, epochs: int) -> dict:
+def h0(epochs: int, lr: float, wd: float) -> dict:
+    """The recipe h0's shape (SGD, Nesterov, cosine) at ``lr`` and L2 weight ``wd``."""
+    return {"name": "h0", "epochs": epochs, "lr": lr, "weight_decay": wd}
+
+
+def train(arch: int, recipe: dict, seed: int) -> dict:
     """One network trained from scratch in this process: (valid, test accuracy, seconds)."""
     from trainables.engine import TrainEngine, cached_dataset
     from trainables.recipes import get_recipe
 
-    engine = TrainEngine("tss", arch, cached_dataset(DATASET), get_recipe("h0", epochs=epochs, lr=lr, weight_decay=wd),
-                         seed, C=C, N=N)
+    recipe = get_recipe(recipe)
+    engine = TrainEngine("tss", arch, cached_dataset(DATASET), recipe, seed, C=C, N=N)
     started = time.perf_counter()
-    for _ in range(epochs):
+    for _ in range(recipe.epochs):
         m = engine.run_epoch()
     return {"valid_acc": m["valid_acc"], "test_acc": m["test_acc"], "train_s": time.perf_counter() - started}
 
@@ -74,10 +80,14 @@ def oneshot(seed: int, search_epochs: int, epochs: int, **knobs) -> dict:
     for _ in range(search_epochs):
         result = engine.run_epoch()
     search_s = time.perf_counter() - started
+    from orchestrator.autohas import derived_recipe
+
     schedule = result["lr_schedule"]
-    lr = sum(schedule) / len(schedule)
-    trained = train(result["arch_index"], lr, result["weight_decay"], seed, epochs)
-    return {**trained, "cost_s": search_s, "arch": result["arch_index"], "lr": lr, "wd": result["weight_decay"]}
+    recipe = derived_recipe(schedule, result["weight_decay"], result.get("optimizer", "sgd"), epochs)
+    trained = train(result["arch_index"], recipe, seed)
+    # "lr": the schedule's mean, the one figure the tables print beside the black-box methods' lr
+    return {**trained, "cost_s": search_s, "arch": result["arch_index"], "lr": sum(schedule) / len(schedule),
+            "wd": result["weight_decay"]}
 
 
 def blackbox(name: str, seed: int, trials: int, epochs: int, parallel: int) -> dict:
@@ -121,7 +131,7 @@ def blackbox(name: str, seed: int, trials: int, epochs: int, parallel: int) -> d
     arch, hp = space.split({k: best.config[k] for k in space.search_space.names})
     # The incumbent trained from scratch for the full length, as the one-shot methods' derivations
     # are (BOHB's incumbent may have trained only a low fidelity within the trials).
-    final = train(arch, hp["lr"], hp["weight_decay"], seed, epochs)
+    final = train(arch, h0(epochs, hp["lr"], hp["weight_decay"]), seed)
     return {"valid_acc": final["valid_acc"], "test_acc": final["test_acc"], "cost_s": cost, "arch": arch,
             "lr": hp["lr"], "wd": hp["weight_decay"], "trials": len(done), "epochs_trained": top}
 
@@ -157,8 +167,8 @@ def main(argv=None) -> int:
     seeds = range(args.seeds)
     rows: dict[str, list[dict]] = {}
     started = time.perf_counter()
-    rows["default HP"] = [{**train(resnet, DEFAULT_LR, DEFAULT_WD, s, args.epochs), "arch": resnet, "lr": DEFAULT_LR,
-                           "wd": DEFAULT_WD} for s in seeds]
+    rows["default HP"] = [{**train(resnet, h0(args.epochs, DEFAULT_LR, DEFAULT_WD), s), "arch": resnet,
+                           "lr": DEFAULT_LR, "wd": DEFAULT_WD} for s in seeds]
     for r in rows["default HP"]:
         r["cost_s"] = 0.0
     one_run_s = statistics.median(r["train_s"] for r in rows["default HP"])

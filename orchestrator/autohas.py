@@ -7,10 +7,11 @@ being a NATS cell as in JAHS-Bench-201). Afterwards, from each trial's last resu
   * ``autohas_schedules.png`` in the experiment folder: the searched learning rate per training step
     and the derived L2 weight after every epoch, one line per seed (the thesis' Figure 4.3);
   * unless ``retrain_epochs`` is 0, the derived architecture retrained with the derived
-    hyperparameters as its own Tune trial of ``trainables.train.TrainArch`` (one per seed, the
-    recipe ``h0`` with the derived L2 weight and, as its peak, the mean of the derived learning-rate
-    schedule under the recipe's cosine: a Recipe has no per-step list, see the README's
-    differences); ``autohas_retrain.json`` records the figures.
+    hyperparameters as its own Tune trial of ``trainables.train.TrainArch`` (one per seed): the
+    recipe ``h0`` with the derived optimizer, the derived L2 weight and the searched learning rate
+    of every step as ``lr_steps`` (resampled onto the retraining's steps by ``Recipe.lr_at``, so a
+    retraining longer than the search stretches the schedule); ``autohas_retrain.json`` records
+    the figures.
 """
 
 from __future__ import annotations
@@ -114,12 +115,20 @@ def plot_schedules(runs: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def derived_recipe(lr_schedule: list[float], weight_decay: float, optimizer: str, epochs: int) -> dict[str, Any]:
+    """The recipe (as a Tune config carries it) that trains with the derived hyperparameters: h0
+    with the searched lr of every step (``lr`` is the schedule's peak, which only describes it:
+    ``Recipe.lr_steps`` replaces the cosine), the derived L2 weight and optimizer."""
+    return {"name": "h0", "epochs": epochs, "lr": max(lr_schedule), "lr_steps": list(lr_schedule),
+            "weight_decay": weight_decay, "optimizer": optimizer}
+
+
 def retrain_config(run: dict[str, Any], settings, epochs: int) -> dict[str, Any]:
     """The TrainArch config that trains ``run``'s derived architecture with its derived hyperparameters."""
-    lr = sum(run["lr_schedule"]) / len(run["lr_schedule"])
+    recipe = derived_recipe(run["lr_schedule"], run["weight_decay"], run["optimizer"], epochs)
     return {"space": "tss", "arch": run["arch_index"], "dataset": settings.train_dataset,
             "data_dir": settings.data_dir, "seed": run["seed"], "C": settings.C, "N": settings.N, "threads": 1,
-            "recipe": {"name": "h0", "epochs": epochs, "lr": lr, "weight_decay": run["weight_decay"]},
+            "recipe": recipe,
             "store": None, "device": "cuda" if settings.gpus_per_trial > 0 else "cpu"}
 
 
@@ -146,7 +155,8 @@ def retrain(runs: list[dict[str, Any]], settings, exp_dir: Path, epochs: int, *,
                 raise UserError(f"retraining the derived architecture of seed {r['seed']} failed: {result.error}")
             m = result.metrics
             figures.append({"seed": r["seed"], "arch": r["arch"], "arch_index": r["arch_index"],
-                            "lr": config["recipe"]["lr"], "weight_decay": r["weight_decay"], "epochs": epochs,
+                            "lr_peak": max(r["lr_schedule"]), "lr_mean": sum(r["lr_schedule"]) / len(r["lr_schedule"]),
+                            "optimizer": r["optimizer"], "weight_decay": r["weight_decay"], "epochs": epochs,
                             "valid_acc": float(m["valid_acc"]), "test_acc": float(m["test_acc"]),
                             "table_test_acc": r["table_test_acc"]})
     return figures
@@ -169,10 +179,12 @@ def report(run_settings, exp_dir: Path, *, retrain_epochs: int, address: str | N
         return
     figures = retrain(runs, run_settings, exp_dir, retrain_epochs, address=address, parallel=parallel)
     (exp_dir / RETRAIN_JSON).write_text(json.dumps(figures, indent=1))
-    columns = [("seed", ">"), ("lr", ">"), ("L2", ">"), ("valid acc %", ">"), ("test acc %", ">"),
-               ("table test acc %", ">")]
-    rows = [[str(f["seed"]), f"{f['lr']:.4g}", f"{f['weight_decay']:.3g}", fmt_value(f["valid_acc"]),
+    columns = [("seed", ">"), ("optimizer", "<"), ("lr mean", ">"), ("lr peak", ">"), ("L2", ">"),
+               ("valid acc %", ">"), ("test acc %", ">"), ("table test acc %", ">")]
+    rows = [[str(f["seed"]), f["optimizer"], f"{f['lr_mean']:.4g}", f"{f['lr_peak']:.4g}",
+             f"{f['weight_decay']:.3g}", fmt_value(f["valid_acc"]),
              fmt_value(f["test_acc"]), fmt_value(f["table_test_acc"])] for f in figures]
-    print(f"\nderived architectures retrained with the derived hyperparameters ({retrain_epochs} epochs, "
+    print(f"\nderived architectures retrained with the derived optimizer, L2 weight and per-step lr "
+          f"({retrain_epochs} epochs, "
           f"TrainArch trials in {exp_dir}; the table's column: the same cell under the table's recipe):")
     print(format_table(columns, rows))

@@ -268,6 +268,26 @@ def test_autohas_cli_bad_input_is_refused_before_anything_runs(tmp_path, args, m
     assert not (tmp_path / "out").exists()
 
 
+def test_the_retraining_uses_the_derived_schedule_optimizer_and_l2_weight(digits):
+    """Not the schedule's mean under a cosine, nor SGD whatever was derived: the searched lr of
+    every step (stretched onto the retraining's steps), the derived optimizer and L2 weight."""
+    from orchestrator.autohas import retrain_config
+    from trainables.engine import TrainEngine
+    from trainables.recipes import get_recipe
+
+    run = {"arch_index": 123, "seed": 4, "lr_schedule": [0.03, 0.02, 0.01], "weight_decay": 2e-3,
+           "optimizer": "rmsprop"}
+    settings = types.SimpleNamespace(train_dataset="digits", data_dir=None, C=4, N=1, gpus_per_trial=0)
+    config = retrain_config(run, settings, epochs=2)
+    recipe = get_recipe(config["recipe"])
+    assert (config["arch"], config["seed"], recipe.epochs) == (123, 4, 2)
+    assert (recipe.lr_steps, recipe.optimizer, recipe.weight_decay) == ((0.03, 0.02, 0.01), "rmsprop", 2e-3)
+    engine = TrainEngine("tss", 123, digits, recipe, 4, C=4, N=1)
+    assert type(engine.optimizer) is torch.optim.RMSprop
+    # digits subset: 1 batch per epoch, so 2 retraining steps sample the 3-step schedule at 0 and 1
+    assert [recipe.lr_at(e, 0, engine.iters_per_epoch) for e in range(2)] == [0.03, 0.02]
+
+
 @pytest.mark.slow
 def test_autohas_cli_searches_reports_plots_and_retrains(tmp_path):
     """One seed, two epochs on Ray; the derived cell retrained one epoch as its own TrainArch trial."""
@@ -285,4 +305,10 @@ def test_autohas_cli_searches_reports_plots_and_retrains(tmp_path):
     runs = Benchmark.open(tmp_path / "out").runs("ah")
     assert len(runs) == 2 and retrained["arch_index"] == int(runs["best_arch_index"].iloc[-1])
     assert 0 <= retrained["test_acc"] <= 100 and retrained["epochs"] == 1
-    assert 0.025 * 0.1 <= retrained["lr"] <= 0.025 * 10 and "derived architectures retrained" in out
+    assert 0.025 * 0.1 <= retrained["lr_mean"] <= retrained["lr_peak"] <= 0.025 * 10
+    assert "derived architectures retrained" in out
+    # the retraining trial trained at the searched schedule itself, with the derived optimizer
+    (params,) = (exp / "retrain_seed0").glob("*/params.json")
+    recipe = json.loads(params.read_text())["recipe"]
+    schedule = json.loads(next(exp.glob("*/result.json")).read_text().splitlines()[-1])["lr_schedule"]
+    assert recipe["lr_steps"] == schedule and recipe["optimizer"] == retrained["optimizer"] == "sgd"

@@ -100,9 +100,44 @@ def test_overrides_and_hash():
         (({"epochs": 3},), {}, "needs a 'name'"),
         (("h0",), {"lr_schedule_step": "batch"},
          "lr_schedule_step must be one of epoch, iteration, got 'batch'"),
+        (("h0",), {"optimizer": "lamb"}, "optimizer must be one of sgd, adam, rmsprop, got 'lamb'"),
+        (("h0",), {"lr_steps": [0.1, 0.0]}, "every lr_steps value must be a positive finite number"),
+        (("h0",), {"lr_steps": [0.1, float("nan")]}, "every lr_steps value must be a positive finite number"),
     ],
 )
 def test_bad_recipes_say_what_to_do(args, kwargs, message):
     with pytest.raises(UserError) as err:
         get_recipe(*args, **kwargs)
     assert message in str(err.value)
+
+
+def test_an_over_long_optimizer_name_is_quoted_by_a_short_prefix_only():
+    with pytest.raises(UserError) as err:
+        get_recipe("h0", optimizer="x" * 10_000)
+    assert f"got '{'x' * 40}'" in str(err.value) and len(str(err.value)) < 200
+
+
+def test_an_explicit_lr_list_is_resampled_onto_the_training_steps():
+    steps = [0.5, 0.4, 0.3, 0.2, 0.1, 0.05]
+    same = get_recipe("h0", epochs=3, lr_steps=steps)  # 3 epochs x 2 batches: the list as it is
+    assert [same.lr_at(e, i, 2) for e in range(3) for i in range(2)] == steps
+    longer = get_recipe("h0", epochs=3, lr_steps=steps)  # 3 x 4 batches: every value twice
+    assert [longer.lr_at(e, i, 4) for e in range(3) for i in range(4)] == [v for v in steps for _ in (0, 1)]
+    shorter = get_recipe("h0", epochs=3, lr_steps=steps)  # 3 x 1: every second value
+    assert [shorter.lr_at(e, 0, 1) for e in range(3)] == [0.5, 0.3, 0.1]
+    assert same.lr_at(3, 0, 2) == 0.05  # past the end: the last value
+    # A Tune config's list becomes a tuple (frozen and hashable); JSON round-trips it.
+    assert same.lr_steps == tuple(steps) and hash(same)
+    assert recorded_recipe({**same.to_dict(), "hash": same.hash}) == same
+
+
+def test_optimizer_and_lr_list_at_their_defaults_leave_records_and_hashes_as_before():
+    """Every recipe recorded before the fields existed must read, compare and hash the same."""
+    plain = get_recipe("h0")
+    assert "optimizer" not in plain.to_json() and "lr_steps" not in plain.to_json()
+    assert get_recipe("h0", optimizer="sgd", lr_steps=()) == plain
+    assert get_recipe("h0", optimizer="sgd").hash == plain.hash == "382c58e33747"
+    assert get_recipe("h0", lr_schedule_step="iteration").hash == "2a0ee0492c37"
+    adam, listed = get_recipe("h0", optimizer="adam"), get_recipe("h0", lr_steps=[0.1])
+    assert len({plain.hash, adam.hash, listed.hash}) == 3
+    assert '"optimizer": "adam"' in adam.to_json() and '"lr_steps": [0.1]' in listed.to_json()

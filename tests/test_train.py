@@ -191,6 +191,30 @@ def test_engine_trains_each_epoch_at_the_reference_lr(digits):
                         for k in range(3 * ipe)]
 
 
+
+@pytest.mark.parametrize("name, cls", [("adam", torch.optim.Adam), ("rmsprop", torch.optim.RMSprop)])
+def test_engine_trains_with_the_recipes_optimizer_and_lr_list_and_resumes_exactly(digits, name, cls):
+    """AutoHAS's retraining: the derived optimizer (torch's settings, the search's L2 weight) at
+    the searched lr of every step, resampled onto the engine's steps; a checkpoint resumes it."""
+    import math
+
+    ipe = math.ceil(len(digits.train) / 256)
+    steps = [0.002 * (k + 1) for k in range(ipe)]  # one epoch's worth, stretched over two
+    recipe = get_recipe("h0", epochs=2, optimizer=name, lr_steps=steps, weight_decay=1e-3)
+    make = lambda: TrainEngine("tss", ARCH, digits, recipe, 0, C=4, N=1)  # noqa: E731
+    straight = make()
+    assert type(straight.optimizer) is cls and straight.optimizer.defaults["weight_decay"] == 1e-3
+    lrs = record_lrs(straight)
+    expected = [straight.run_epoch() for _ in range(2)]
+    assert [lr for _, lr in lrs] == [steps[j // 2] for j in range(2 * ipe)]
+    first = make()
+    first.run_epoch()
+    resumed = make()
+    resumed.load_state_dict(first.state_dict())
+    last = resumed.run_epoch()
+    assert {k: last[k] for k in NON_TIME} == {k: expected[1][k] for k in NON_TIME}
+
+
 def test_train_arch_refuses_a_store_of_another_skeleton_before_training(tmp_path,
                                                                        no_home_ray_results):
     from trainables.train import TrainArch

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from benchmark_data.schema import EPOCH_METRICS
 from spaces.errors import UserError
 from trainables.data import Dataset, Split, iterate_batches, load_dataset
-from trainables.recipes import Recipe
+from trainables.recipes import ADAM_BETAS, OPTIMIZER_EPS, RMSPROP_ALPHA, Recipe
 from trainables.seeding import seed_of
 from trainables.skeleton import get_space
 
@@ -60,6 +60,18 @@ def cached_dataset(name: str, data_dir: str | None = None, device: str = "cpu") 
     return load_dataset(name, data_dir, device=device)
 
 
+def build_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer; the lr is set per batch from ``recipe.lr_at``."""
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, betas=ADAM_BETAS, eps=OPTIMIZER_EPS,
+                                weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=recipe.lr, alpha=RMSPROP_ALPHA, eps=OPTIMIZER_EPS,
+                                   weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                           weight_decay=recipe.weight_decay)
+
+
 class TrainEngine:
     """Trains one architecture, one epoch per ``run_epoch()`` call (see the module docstring)."""
 
@@ -80,9 +92,7 @@ class TrainEngine:
                                           in_channels=dataset.in_channels)
         # channels_last: oneDNN's convolutions on few channels run ~1.5x faster in NHWC.
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-            nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+        self.optimizer = build_optimizer(self.model.parameters(), recipe)
         # Batches and augmentation draw from this generator only; it lives on the data's device.
         self.generator = torch.Generator(device=dataset.train.images.device)
         self.generator.manual_seed(seed_of(seed, 1))

@@ -20,6 +20,12 @@ embedded digits benchmark was built with it).
 Recipes recorded before ``lr_schedule_step`` existed carry no such field and were all per
 iteration: :func:`recorded_recipe` reads them so, and the per-iteration recipe's hash leaves the
 field out, so the hashes those files record still name the same procedure.
+
+Two fields serve retraining after a hyperparameter search (AutoHAS): ``optimizer`` ("sgd", the
+NATS-Bench recipes', "adam" or "rmsprop") and ``lr_steps``, an explicit learning rate per training
+step that replaces the cosine. At their defaults (SGD, no list) they are left out of the recipe's
+dict, JSON and hash, so every recipe recorded before they existed reads, compares and hashes as
+before.
 """
 
 from __future__ import annotations
@@ -33,8 +39,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from spaces.errors import UserError
+from spaces.joint import OPTIMIZERS
 
 LR_SCHEDULE_STEPS = ("epoch", "iteration")
+# torch's Adam betas and RMSProp smoothing, the values AutoHAS's search steps with
+# (trainables.oneshot.autohas), so a retraining uses the optimizer the search scored.
+ADAM_BETAS, RMSPROP_ALPHA, OPTIMIZER_EPS = (0.9, 0.999), 0.99, 1e-8
 
 
 def cosine_lr(base: float, epoch: int, epochs: int, lr_min: float = 0.0) -> float:
@@ -58,6 +68,10 @@ class Recipe:
     batch and reaches ``lr_min`` during the last epoch).
     ``eval_batch_size`` only groups the evaluation (eval mode, so results do not depend on it
     beyond float rounding); large batches keep per-architecture overhead low.
+    ``optimizer``: "sgd" (``momentum``, ``nesterov``), "adam" or "rmsprop" (torch's defaults; no
+    momentum); ``weight_decay`` is the L2 weight added to the gradient for all three.
+    ``lr_steps``: when given, the lr of every training step, resampled onto the training's own
+    steps (:meth:`lr_at`); ``lr``, ``lr_min`` and ``lr_schedule_step`` then only describe it.
     """
 
     name: str
@@ -71,8 +85,12 @@ class Recipe:
     augment: bool = True
     eval_batch_size: int = 2048
     lr_schedule_step: str = "epoch"
+    optimizer: str = "sgd"
+    lr_steps: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        # A Tune config or a recorded JSON carries the list as a list; a frozen field stays hashable.
+        object.__setattr__(self, "lr_steps", tuple(float(v) for v in self.lr_steps))
         # Validate here so that overrides coming from a CLI or a Tune config fail early and clearly.
         checks = [
             (isinstance(self.epochs, int) and self.epochs >= 1, "epochs must be an integer >= 1"),
@@ -88,6 +106,10 @@ class Recipe:
             (self.lr_schedule_step in LR_SCHEDULE_STEPS,
              f"lr_schedule_step must be one of {', '.join(LR_SCHEDULE_STEPS)}, got "
              f"{self.lr_schedule_step!r}"),
+            (self.optimizer in OPTIMIZERS,
+             f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {str(self.optimizer)[:40]!r}"),
+            (all(v > 0 and math.isfinite(v) for v in self.lr_steps),
+             "every lr_steps value must be a positive finite number"),
         ]
         for ok, message in checks:
             if not ok:
@@ -99,7 +121,15 @@ class Recipe:
         return self.epochs
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields, less ``optimizer`` and ``lr_steps`` at their defaults (module docstring)."""
+        out = dataclasses.asdict(self)
+        if out["optimizer"] == "sgd":
+            del out["optimizer"]
+        if out["lr_steps"]:
+            out["lr_steps"] = list(out["lr_steps"])
+        else:
+            del out["lr_steps"]
+        return out
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) recorded in every file's metadata."""
@@ -126,9 +156,17 @@ class Recipe:
         the same order so that it equals xautodl's value to the last bit; from epoch ``epochs`` on
         it is ``lr_min`` (optimizers.py:99-100). Per iteration, t runs over every batch of the
         schedule and reaches 1 after the last one.
+
+        With ``lr_steps`` (S values) the training's step j of T = epochs x iters_per_epoch trains
+        at ``lr_steps[floor(j * S / T)]``: the list stretched or squeezed onto the training, so a
+        schedule searched over other steps keeps its shape; past the end, its last value.
         """
         if iters_per_epoch < 1:
             raise ValueError("iters_per_epoch must be >= 1")
+        if self.lr_steps:
+            total = self.epochs * iters_per_epoch
+            step = epoch * iters_per_epoch + iteration
+            return self.lr_steps[min(step * len(self.lr_steps) // total, len(self.lr_steps) - 1)]
         if self.lr_schedule_step == "epoch":
             return cosine_lr(self.lr, epoch, self.epochs, self.lr_min)
         total = self.epochs * iters_per_epoch

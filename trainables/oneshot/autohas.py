@@ -47,6 +47,7 @@ from torch.func import functional_call
 from spaces.errors import UserError
 from spaces.joint import DEFAULT_LR, DEFAULT_MULTIPLIERS, DEFAULT_WD, RULES, autohas_hparams
 
+from ..recipes import ADAM_BETAS, OPTIMIZER_EPS, RMSPROP_ALPHA
 from .strategy import BaseStrategy, Strategy, gumbel_noise
 from .supernet import ArchSample
 
@@ -54,7 +55,6 @@ RELAXATIONS = ("softmax", "gumbel-soft", "gumbel-hard")
 SEARCHES = ("joint", "hp", "arch")
 LR_PER = ("step", "epoch")
 RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
-ADAM_BETAS, RMS_ALPHA, EPS = (0.9, 0.999), 0.99, 1e-8  # torch's defaults
 
 
 def relaxed(logits: torch.Tensor, relax: str, tau: float, generator: torch.Generator) -> torch.Tensor:
@@ -207,9 +207,9 @@ class AutoHASCore:
                 t = self.adam_t + 1
                 m = ADAM_BETAS[0] * state["m"] + (1 - ADAM_BETAS[0]) * gs
                 v = ADAM_BETAS[1] * state["v"] + (1 - ADAM_BETAS[1]) * gs * gs
-                d = (m / (1 - ADAM_BETAS[0] ** t)) / ((v / (1 - ADAM_BETAS[1] ** t)).sqrt() + EPS)
+                d = (m / (1 - ADAM_BETAS[0] ** t)) / ((v / (1 - ADAM_BETAS[1] ** t)).sqrt() + OPTIMIZER_EPS)
             else:  # rmsprop
-                d = gs / ((RMS_ALPHA * state["sq"] + (1 - RMS_ALPHA) * gs * gs).sqrt() + EPS)
+                d = gs / ((RMSPROP_ALPHA * state["sq"] + (1 - RMSPROP_ALPHA) * gs * gs).sqrt() + OPTIMIZER_EPS)
             per_opt.append(d[0] if q is None else torch.tensordot(q, d, dims=1))
         r = hp.get("optimizer")
         if r is None:
@@ -229,7 +229,7 @@ class AutoHASCore:
             st["buf"].mul_(self.momentum).add_(gw)
             st["m"].mul_(ADAM_BETAS[0]).add_(gw, alpha=1 - ADAM_BETAS[0])
             st["v"].mul_(ADAM_BETAS[1]).addcmul_(gw, gw, value=1 - ADAM_BETAS[1])
-            st["sq"].mul_(RMS_ALPHA).addcmul_(gw, gw, value=1 - RMS_ALPHA)
+            st["sq"].mul_(RMSPROP_ALPHA).addcmul_(gw, gw, value=1 - RMSPROP_ALPHA)
             p.copy_(new[name])
         self.adam_t += 1
         self.steps_done += 1
