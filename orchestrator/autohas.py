@@ -25,7 +25,7 @@ from spaces.errors import UserError
 from .common import fmt_value, format_table, ray_session, run_config, trial_dirname
 
 AUTOHAS_SEARCHERS = ("autohas",)
-KNOB_FLAGS = {"--autohas-search": "search", "--relax": "relax", "--rule": "rule"}
+KNOB_FLAGS = {"--autohas-search": "search", "--relax": "relax", "--rule": "rule", "--optimizers": "optimizers"}
 PNG, RETRAIN_JSON = "autohas_schedules.png", "autohas_retrain.json"
 
 
@@ -45,6 +45,9 @@ def add_flags(p) -> None:
     g.add_argument("--rule", default=None, choices=("expectation", "argmax"),
                    help="derivation of continuous values: expectation over the basis (Eq. 4.10, default) or "
                         "the most likely basis value (Eq. 4.6)")
+    g.add_argument("--optimizers", default=None, metavar="A,B[,C]",
+                   help="also search the optimizer among these (two or three of sgd, adam, rmsprop; derived by "
+                        "argmax, used by the retraining); default: SGD only, not searched")
     g.add_argument("--retrain-epochs", type=int, default=12, metavar="E",
                    help="epochs to retrain the derived architecture with the derived hyperparameters, one Tune "
                         "trial per seed (default 12, the table's search recipe; 0: no retraining)")
@@ -60,6 +63,15 @@ def knobs(args) -> dict[str, Any]:
         return {}
     if args.retrain_epochs < 0:
         raise UserError(f"--retrain-epochs must be at least 0, got {args.retrain_epochs}")
+    if "--optimizers" in given:
+        from spaces.joint import autohas_hparams
+
+        names = [o.strip() for o in given["--optimizers"].split(",")]
+        try:
+            autohas_hparams(optimizers=names)  # the strategy's own check, before any trial starts
+        except UserError as exc:
+            raise UserError(f"--optimizers: {exc}") from None
+        given["--optimizers"] = names
     return {KNOB_FLAGS[flag]: value for flag, value in given.items()}
 
 

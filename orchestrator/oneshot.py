@@ -228,7 +228,7 @@ def epoch_line(algorithm: str, seed: int, result: dict, epochs: int) -> str:
     if "flops_m" in result:
         line += f"  {result['flops_m']:.2f} MFLOPs  {result['params_m']:.3f} M params"
     if "weight_decay" in result:  # AutoHAS: the derived hyperparameters (Eq. 4.10)
-        line += f"  lr {result['lr']:.4g}  L2 {result['weight_decay']:.3g}"
+        line += f"  lr {result['lr']:.4g}  L2 {result['weight_decay']:.3g}  {result.get('optimizer', 'sgd')}"
     confidence = result.get("arch_confidence", float("nan"))
     return line + ("" if confidence != confidence else f"  confidence {confidence:.3f}")
 

@@ -261,11 +261,29 @@ def test_cli_variant_names_agree_with_the_strategy():
     (["--searcher", "autohas", "--relax", "hard"], "invalid choice: 'hard'"),
     (["--searcher", "autohas", "--space", "sss"], "--searcher autohas searches the topology space"),
     (["--searcher", "autohas", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--searcher", "gdas", "--optimizers", "sgd,adam"], "--optimizers: for --searcher autohas only"),
+    (["--searcher", "autohas", "--optimizers", "sgd,lamb"],
+     "--optimizers: optimizers must be at least two distinct of ['sgd', 'adam', 'rmsprop'], got ['sgd', 'lamb']"),
+    (["--searcher", "autohas", "--optimizers", "adam"], "optimizers must be at least two distinct"),
+    (["--searcher", "autohas", "--optimizers", "sgd," + "a" * 5000], "got ['sgd', 'aaaa"),
 ])
 def test_autohas_cli_bad_input_is_refused_before_anything_runs(tmp_path, args, message):
     code, _, err = orchestrate_cli("oneshot", *args, "--out", tmp_path / "out")
     assert code == 2 and message in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()[-1]) < 300  # a short prefix of an over-long value, not all of it
     assert not (tmp_path / "out").exists()
+
+
+def test_the_optimizers_flag_becomes_the_strategys_categorical_optimizer(digits):
+    from orchestrator import autohas
+    from orchestrator.cli import build_parser
+
+    args = build_parser().parse_args(["oneshot", "--searcher", "autohas", "--optimizers", "sgd, rmsprop"])
+    knobs = autohas.knobs(args)
+    assert knobs == {"optimizers": ["sgd", "rmsprop"]}
+    engine = SearchEngine("autohas", digits, epochs=1, seed=0, C=4, N=1, knobs=knobs)
+    result = engine.run_epoch()
+    assert engine.strategy.optimizers == ("sgd", "rmsprop") and result["optimizer"] in ("sgd", "rmsprop")
 
 
 def test_the_retraining_uses_the_derived_schedule_optimizer_and_l2_weight(digits):
