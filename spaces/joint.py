@@ -58,7 +58,8 @@ def autohas_hparams(*, lr: float = DEFAULT_LR, weight_decay: float = DEFAULT_WD,
     if optimizers:
         unknown = [o for o in optimizers if o not in OPTIMIZERS]
         if unknown or len(set(optimizers)) != len(optimizers) or len(optimizers) < 2:
-            raise UserError(f"optimizers must be at least two distinct of {list(OPTIMIZERS)}, got {str(list(optimizers))[:80]}")
+            raise UserError(f"optimizers must be at least two distinct of {list(OPTIMIZERS)}, "
+                            f"got {str(list(optimizers))[:80]}")
         params.append(Categorical("optimizer", tuple(optimizers)))
     return tuple(params)
 
