@@ -7,12 +7,14 @@
 * ``Parser`` is argparse with the project's error style: a bad flag raises ``UserError`` (so one
   handler prints every mistake the same way) and ``--help`` shows each flag's default.
 * ``run_cli(main, argv)`` runs a CLI's ``main``: ``UserError`` prints as ``error: <message>`` on
-  stderr with exit status 2, no traceback. Output piped into a reader that stops early (``| head``)
-  ends the command quietly with status 141, as Python's docs recommend (stdout is pointed at
-  ``os.devnull`` so the interpreter's last flush does not fail again). 141 is 128 + SIGPIPE, the
-  status a shell reports for ``yes | head -1``'s writer: under ``set -o pipefail`` a truncated
-  listing is told apart from a complete one, as with any Unix tool, and without pipefail the
-  pipeline's status is ``head``'s.
+  stderr with exit status 2, no traceback, as does a file system's refusal of a path
+  (``error_line``: permission, a file where a folder should be, a name too long, a full disk);
+  over-long values in a message are quoted by a prefix (``spaces.errors.shorten_message``). Output
+  piped into a reader that stops early (``| head``) ends the command quietly with status 141, as
+  Python's docs recommend (stdout is pointed at ``os.devnull`` so the interpreter's last flush
+  does not fail again). 141 is 128 + SIGPIPE, the status a shell reports for ``yes | head -1``'s
+  writer: under ``set -o pipefail`` a truncated listing is told apart from a complete one, as with
+  any Unix tool, and without pipefail the pipeline's status is ``head``'s.
 * ``pick_space`` / ``pick_hp``: ``--space`` and ``--hp`` inferred from what a store holds (the
   dataset: ``Benchmark.choose_dataset``, the one rule).
 
@@ -22,19 +24,24 @@ Nothing here imports more than argparse and the standard library at module level
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from spaces.errors import UserError
+from spaces.errors import UserError, shorten_message
 
 EMBEDDED = "embedded"
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "embedded"
 BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE (13)
 # The hp a query falls back to when a store holds several recipes: NATS-Bench's search recipe.
 DEFAULT_HP = 12
+# File system refusals a user causes (a path given, a folder changed meanwhile): one line, not a
+# traceback. A missing file is not among them: where a user can cause one, the code says so itself.
+USER_OS_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
+                            errno.ENAMETOOLONG, errno.ELOOP, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -66,17 +73,32 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None],
         code = main(argv)
         sys.stdout.flush()  # a closed pipe shows here when the last output is still buffered
         return int(code or 0)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE_STATUS
+    except (UserError, OSError) as exc:
+        line = error_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
     except SystemExit as exc:  # --help, and argparse's own exits: a status, as main returns one
         if exc.code is None or isinstance(exc.code, int):
             return int(exc.code or 0)
         raise
+
+
+def error_line(exc: BaseException) -> str | None:
+    """The ``error: ...`` line of an error a user caused, its long values cut; None for any other
+    error (a bug, whose traceback is worth more than a line)."""
+    if isinstance(exc, UserError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.errno in USER_OS_ERRORS:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+    else:
+        return None
+    return f"error: {shorten_message(text)}"
 
 
 # ----- the store flag -------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spaces.errors import UserError
+from benchmark_data.cli import error_line
+from spaces.errors import UserError, shorten_message
 
 from .modes import DEFAULT_MODE, MODES, mode_module
 
@@ -28,6 +29,9 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        super().error(shorten_message(message))  # argparse quotes a bad value whole
 
 
 def _listed(items: list[str]) -> str:
@@ -114,7 +118,8 @@ def _has_flag(parser: argparse.ArgumentParser, flag: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, check every flag (the mode's settings), then run; a UserError is one line on stderr, exit 2."""
+    """Parse, check every flag (the mode's settings), then run; a UserError, or a file system's
+    refusal found late (another process changed a folder), is one line on stderr, exit 2."""
     args = parse_args(argv)
     if args.mode is None:  # `orchestrate.py -h` is handled by argparse; nothing else gets here
         build_parser().print_help()
@@ -124,10 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = module.settings_from_args(args)
         return module.run(settings, quiet=args.quiet)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError) as err:
-        # a file system's refusal found late (another process changed a folder): still one line
-        print(f"error: {err.strerror or err}: {err.filename}" if err.filename else f"error: {err}", file=sys.stderr)
+    except (UserError, OSError) as err:
+        line = error_line(err)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 2
