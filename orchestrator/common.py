@@ -175,6 +175,17 @@ def resume_command(command_line: Sequence[str] | None, mode: str, experiment: st
 IDENTITY_FILE = "experiment.json"  # OUT/MODE/NAME/experiment.json: what --resume must find again
 
 
+def read_saved(path: Path) -> Any:
+    """The JSON an experiment keeps beside its results (its flags, its settings); a damaged or
+    foreign file is a UserError saying what to do, not a traceback."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} ({exc}); it was not written by this version of orchestrate.py, "
+                        f"or it is damaged: delete {path.parent} and start the experiment again without "
+                        "--resume") from None
+
+
 def write_identity(out: str | Path, folder: str, experiment: str, identity: dict) -> None:
     """What defines an experiment's results (its flags, resolved), in ``OUT/folder/NAME``, for
     ``--resume`` to check against the flags it is given (``find_resumable``)."""
@@ -198,13 +209,13 @@ def find_resumable(out: str | Path, folder: str, requested: str | None, identity
                 raise UserError(f"experiment {requested!r} is complete already ({done}); nothing to resume")
             raise UserError(f"no interrupted experiment {requested!r} under {absolute(out)} (no {path}); "
                             "start it without --resume")
-        saved = json.loads(path.read_text())
+        saved = read_saved(path)
         differ = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
         if differ:
             shown = "; ".join(f"{k}: started with {saved.get(k)!r}, now {identity.get(k)!r}" for k in differ)
             raise UserError(f"--resume needs the flags experiment {requested!r} was started with ({shown})")
         return requested
-    matches = sorted(p.parent.name for p in root.glob(f"*/{IDENTITY_FILE}") if json.loads(p.read_text()) == identity)
+    matches = sorted(p.parent.name for p in root.glob(f"*/{IDENTITY_FILE}") if read_saved(p) == identity)
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from benchmark_data.task import Task
 from spaces import UserError
+from spaces.errors import short
 
 from . import protocol
 from .searchers import make_searcher
@@ -204,21 +205,36 @@ class RunLog:
         self.last_flush = time.monotonic()
 
     def load(self) -> list[RunTrajectory]:
-        import pyarrow.parquet as pq
-
         from benchmark_data.arrow import to_numpy
 
         runs: dict[tuple[str, int], RunTrajectory] = {}
         for path in sorted(self.folder.glob(f"{self.PREFIX}*.parquet")):
-            tbl = pq.read_table(path)
+            tbl, listed = self._read(path)
             start = 0
-            for searcher, seed, wall_s, n in json.loads(tbl.schema.metadata[b"runs"]):
+            for searcher, seed, wall_s, n in listed:
                 part = tbl.slice(start, n)
                 start += n
                 cols = {c: to_numpy(part.column(c).combine_chunks()) for c in part.column_names
                         if c not in ("searcher", "run_seed")}
                 runs.setdefault((searcher, int(seed)), RunTrajectory(searcher, int(seed), cols, float(wall_s)))
         return list(runs.values())
+
+    @staticmethod
+    def _read(path: Path) -> tuple[pa.Table, list]:
+        """A fragment and its list of runs; UserError for a file the log did not write whole (a disk
+        error, a file copied in): its runs are not trusted, they are run again once it is gone."""
+        import pyarrow.parquet as pq
+
+        try:
+            tbl = pq.read_table(path)
+            listed = json.loads((tbl.schema.metadata or {})[b"runs"])
+            if sum(int(n) for *_, n in listed) != tbl.num_rows:
+                raise ValueError(f"it lists {sum(int(n) for *_, n in listed)} rows and holds {tbl.num_rows}")
+        except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as exc:
+            why = "no list of runs in its metadata" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise UserError(f"{path} is not a fragment of finished runs this log wrote ({short(why, 200)}); delete "
+                            "it and --resume again: the runs it held run again") from None
+        return tbl, listed
 
     def add(self, runs: list[RunTrajectory]) -> None:
         self.pending.extend(runs)

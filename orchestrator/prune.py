@@ -24,7 +24,7 @@ from typing import Any
 
 from spaces.errors import UserError
 
-from .common import absolute, progress_bar, ray_session, run_config, trial_dirname, tune_progress
+from .common import absolute, progress_bar, ray_session, read_saved, run_config, trial_dirname, tune_progress
 
 PRUNE_FOLDER = "prune"
 SETTINGS_FILE = "settings.json"
@@ -65,12 +65,17 @@ class PruneSettings:
 
     @classmethod
     def from_file(cls, path: Path) -> PruneSettings:
-        raw = json.loads(path.read_text())
-        for k in ("methods", "transfers", "seeds"):
-            raw[k] = tuple(raw[k])
-        if raw.get("ratios") is not None:
-            raw["ratios"] = tuple(raw["ratios"])
-        return cls(**raw)
+        raw = read_saved(path)
+        try:
+            for k in ("methods", "transfers", "seeds"):
+                raw[k] = tuple(raw[k])
+            if raw.get("ratios") is not None:
+                raw["ratios"] = tuple(raw["ratios"])
+            return cls(**raw)
+        except (KeyError, TypeError, AttributeError) as exc:  # JSON, but not these settings
+            raise UserError(f"{path} does not hold a pipeline's settings ({type(exc).__name__}: {exc}); it was not "
+                            f"written by this version of orchestrate.py prune: delete {path.parent} and start "
+                            "again without --resume") from None
 
 
 class Interrupted(Exception):

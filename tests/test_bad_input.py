@@ -13,6 +13,8 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import shutil
+import signal
 import zlib
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from cli_fixtures import captured, orchestrate_cli, store_cli
 from test_data import _cifar_members, _write_fashion, _write_folder, _write_tar
+from test_resume import SIM, start, started
 
 from trainables.data import cifar
 
@@ -61,6 +64,36 @@ def test_a_store_whose_only_file_is_corrupt_or_foreign_is_refused_naming_it(tmp_
     one_error_line(code, out, err, f"of the store {tmp_path / 'store'} cannot be used")
     assert f"its file(s) {bad} are damaged ({WHY[kind].format(bad=bad)}" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory) -> Path:
+    """An OUT folder holding one interrupted simulated comparison ('cut'): started, then killed."""
+    out = tmp_path_factory.mktemp("interrupted")
+    proc = start(out, "--experiment", "cut")
+    started(out / "simulate")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    for made in (out / "simulate" / "cut").glob("runs-*.parquet"):  # runs it finished: not needed here
+        made.unlink()
+    return out
+
+
+def copy_of(interrupted: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(interrupted, tmp_path / "out"))
+
+
+def test_a_run_log_fragment_that_is_corrupt_or_foreign_is_refused_and_resume_works_without_it(interrupted, tmp_path):
+    out = copy_of(interrupted, tmp_path)
+    resume = (*SIM, "--out", out, "--experiment", "cut", "--resume")
+    for kind, why in (("corrupt", "ArrowInvalid"), ("foreign", "no list of runs in its metadata")):
+        bad = write_bad_parquet(out / "simulate" / "cut" / "runs-00000000000000000001-0000abcd.parquet", kind)
+        one_error_line(*orchestrate_cli(*resume), f"{bad} is not a fragment of finished runs this log wrote ({why}")
+        assert "delete it and --resume again: the runs it held run again" in orchestrate_cli(*resume)[2]
+    bad.unlink()  # what the message says to do
+    code, _, err = orchestrate_cli(*resume)
+    assert code == 0, err
+    assert len(pq.read_table(out / "runs" / "experiment=cut").group_by("run_seed").aggregate([])) == 500
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "foreign"])
@@ -154,3 +187,28 @@ def test_an_over_long_arch_is_quoted_by_a_short_prefix(arch, message):
     code, out, err = store_cli("query", "--space", "tss", "--arch", arch)
     one_error_line(code, out, err, message)
     assert len(err) < 5_000 and "x" * 200 not in err
+
+
+# --- an experiment's saved flags --------------------------------------------------------------------------------
+@pytest.mark.parametrize("experiment", [None, "cut"])
+def test_damaged_saved_flags_of_an_interrupted_experiment_are_refused_naming_the_file(interrupted, tmp_path,
+                                                                                       experiment):
+    out = copy_of(interrupted, tmp_path)
+    saved = out / "simulate" / "cut" / "experiment.json"
+    saved.write_text('{"searchers": ["random"], ')  # cut short, as by a full disk
+    named = ("--experiment", experiment) if experiment else ()
+    one_error_line(*orchestrate_cli(*SIM, "--out", out, *named, "--resume"),
+                   f"cannot read {saved} (Expecting property name enclosed in double quotes")
+    assert f"delete {saved.parent} and start the experiment again without --resume" in \
+        orchestrate_cli(*SIM, "--out", out, *named, "--resume")[2]
+
+
+@pytest.mark.parametrize("text, why", [("[1, 2]", "TypeError"), ('{"model": "resnet20"}', "KeyError: 'methods'"),
+                                       ("{", "cannot read")])
+def test_saved_settings_of_another_kind_are_refused_on_prune_resume(tmp_path, text, why):
+    folder = tmp_path / "prune" / "p"
+    folder.mkdir(parents=True)
+    (folder / "settings.json").write_text(text)
+    one_error_line(*orchestrate_cli("prune", "--resume", "--experiment", "p", "--out", tmp_path),
+                   f"{folder / 'settings.json'}")
+    assert why in orchestrate_cli("prune", "--resume", "--experiment", "p", "--out", tmp_path)[2]
