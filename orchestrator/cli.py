@@ -127,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = mode_module(args.mode)
     args.command_line = tuple(with_mode(sys.argv[1:] if argv is None else argv))  # for resume commands
     try:
+        if getattr(args, "address", None) is not None:  # now, not once the runs began: Ray would wait minutes
+            from trainables.ray_utils import check_address
+
+            check_address(args.address)
         settings = module.settings_from_args(args)
         return module.run(settings, quiet=args.quiet)
     except (UserError, OSError) as err:

@@ -15,6 +15,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import zlib
 from pathlib import Path
 
@@ -169,6 +170,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
     (("simulate", "--dataset", LONG), "has no dataset 'xxxx"),
     (("simulate", "--store", LONG), "error: File name too long: xxxx"),
     (("simulate", "--experiment", LONG), "error: File name too long: "),
+    (("simulate", "--address", LONG), "--address 'xxxx"),
     ((LONG,), "argument MODE: invalid choice: 'xxxx"),
     (("prune", "--method", LONG), "--method 'xxxx"),
 ])
@@ -187,6 +189,28 @@ def test_an_over_long_arch_is_quoted_by_a_short_prefix(arch, message):
     code, out, err = store_cli("query", "--space", "tss", "--arch", arch)
     one_error_line(code, out, err, message)
     assert len(err) < 5_000 and "x" * 200 not in err
+
+
+# --- cluster addresses ------------------------------------------------------------------------------------
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:{port}", "cannot connect to Ray at '127.0.0.1:{port}': nothing answers at 127.0.0.1:{port}"),
+    ("ray://127.0.0.1:{port}", "cannot connect to Ray at 'ray://127.0.0.1:{port}': nothing answers"),
+    ("head node", "--address 'head node' is not a Ray address: give auto, HOST:PORT"),
+    ("head:port", "--address 'head:port' is not a Ray address"),
+])
+def test_a_cluster_address_where_nothing_answers_is_refused_at_once(tmp_path, address, message):
+    port = closed_port()
+    code, out, err = orchestrate_cli("simulate", "--searcher", "random", "--budget", "5ev", "--quiet",
+                                     "--address", address.format(port=port), "--out", tmp_path)
+    one_error_line(code, out, err, message.format(port=port))
+    assert "check the address" in err or "give auto" in err
 
 
 # --- an experiment's saved flags --------------------------------------------------------------------------------

@@ -6,15 +6,37 @@ process, or starts a private local one without the dashboard; it shuts down only
 (never ``ray stop``, which kills every Ray process on the machine). ``RAY_AUTH_MODE=disabled`` is
 set unless the caller chose otherwise, because token auth makes a local, single-user Ray refuse
 driver connections without setup.
+
+A cluster address is checked before ``ray.init``: for an address where nothing answers, Ray
+retries for minutes and then prints a C++ log line, not an error this project can explain.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 
-from spaces.errors import UserError
+from spaces.errors import UserError, short
+
+CONNECT_TIMEOUT_S = 5.0  # a head node on the same network answers a TCP connect in milliseconds
+_HOW = "check the address (`ray status` on the head node prints it) or omit it for a local Ray"
+
+
+def check_address(address: str) -> None:
+    """UserError unless ``address`` is ``auto`` or a ``[ray://]HOST:PORT`` that accepts a connection."""
+    if address == "auto":  # Ray finds the running cluster itself, and says at once when there is none
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UserError(f"--address {short(address)!r} is not a Ray address: give auto, HOST:PORT (the head "
+                        f"node's GCS, e.g. 10.0.0.5:6379) or ray://HOST:PORT (Ray Client, e.g. ray://head:10001)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserError(f"cannot connect to Ray at {short(address)!r}: nothing answers at {short(host)}:{port} "
+                        f"({exc.strerror or exc}); {_HOW}") from None
 
 
 @contextlib.contextmanager
@@ -40,12 +62,12 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, *,
         if num_cpus is not None:
             raise UserError("num_cpus applies to a local Ray only; a cluster at an address "
                             "brings its own CPUs (drop one of the two)")
+        check_address(address)
         kwargs = {"address": address, "log_to_driver": worker_logs}
     try:
         ray.init(**kwargs)
-    except ConnectionError as exc:
-        raise UserError(f"cannot connect to Ray at {address!r}: {exc}; check the address "
-                        "(`ray status` on the head node prints it) or omit it for a local Ray") from exc
+    except (ConnectionError, ValueError) as exc:  # ValueError: e.g. ray:// without the ray[client] extra
+        raise UserError(f"cannot connect to Ray at {short(address)!r}: {exc}; {_HOW}") from exc
     try:
         yield
     finally:
