@@ -10,6 +10,7 @@ files cover name those tests.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import os
 import pickle
@@ -26,6 +27,7 @@ from cli_fixtures import captured, orchestrate_cli, store_cli
 from test_data import _cifar_members, _write_fashion, _write_folder, _write_tar
 from test_resume import SIM, start, started
 
+from nats_fixtures import write_archive
 from trainables.data import cifar
 
 LONG = "x" * 100_000  # a pasted file's worth: a shell passes up to 128 kB in one argument
@@ -161,6 +163,16 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
     assert not marker.exists()
     pickle.loads(members["data_batch_2"])  # the test's own check: an ordinary unpickler runs it
     assert marker.exists()
+
+
+def test_a_nats_bench_archive_whose_pickle_would_run_code_is_refused_by_import(tmp_path):
+    marker = tmp_path / "ran"
+    src = write_archive(tmp_path / "src", num_archs=2)
+    with bz2.open(src / "000001.pickle.pbz2", "wb") as fh:
+        pickle.dump({"12": _RunsCode(f"touch {marker}")}, fh, protocol=4)
+    one_error_line(*store_cli("import", src, "--store", tmp_path / "store", "--quiet"),
+                   f"refused to load: the pickle asks for {os.system.__module__}.system")
+    assert not marker.exists() and not list((tmp_path / "store").rglob("*.parquet"))
 
 
 # --- over-long values: a short prefix is quoted ----------------------------------------------------------------
