@@ -32,8 +32,9 @@ from spaces.errors import UserError
 # Bump when a column is added, removed or changes meaning; readers refuse newer major versions.
 # 1.1: one-shot columns in runs; 1.2: arch/best_arch strings in runs (absent in older files:
 # read as null); 1.3: runs.clock (older files get it from ``upgrade``), the trials table;
-# 1.4: the surrogate table, runs.surrogate / runs.best_surrogate (older files: read as null)
-SCHEMA_VERSION = "1.4"
+# 1.4: the surrogate table, runs.surrogate / runs.best_surrogate (older files: read as null);
+# 1.5: trials.error (older files: read as null)
+SCHEMA_VERSION = "1.5"
 
 # ``surrogate`` holds model predictions for architectures the ``epochs`` table lacks: the same
 # columns and partitions as ``epochs``, kept in a table of their own so that no reader of
@@ -148,6 +149,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         _field("train_time_s", pa.float64()),
         _field("trial_time_s", pa.float64()),
         _field("status", _str),
+        _field("error", _str),
     ]),
 }
 
@@ -282,6 +284,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                   "interrupted first; in an interrupted run, trials a scheduler stopped count here too) | "
                   "diverged (its training loss became non-finite or over 100x chance: stopped there, told to "
                   "the searcher as a failure)",
+        "error": "for status error: the trainable's exception as type and message (its last line, at most "
+                 "300 characters; the traceback is in the trial's folder); else null; schema 1.5, null in "
+                 "older files",
     },
 }
 # A surrogate row means what an epochs row means, as a prediction for an architecture without one.

@@ -53,6 +53,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -252,7 +253,11 @@ def trials_table(results, settings: LiveSettings):
     interrupted = results.num_terminated + results.num_errors < len(results)
     # A trial Tune had created but not started when Ctrl-C came has no config yet (nor params.json):
     # no architecture, nothing trained; the restored searcher proposes it again on --resume.
-    started = [(r, config) for r in results if (config := _trial_config(r, space)) is not None]
+    # A trial that failed before its first result (an exception in setup: the actor died being
+    # created) has neither; Tune's experiment state still holds the config it was created with.
+    failed_configs = _failed_trial_configs(results) if results.num_errors else {}
+    started = [(r, config) for r in results
+               if (config := _trial_config(r, space, failed_configs.get(r.path))) is not None]
     rows = [_trial_row(r, config, i, settings, space, interrupted) for i, (r, config) in enumerate(started)]
     from benchmark_data.schema import SCHEMAS
 
@@ -262,10 +267,29 @@ def trials_table(results, settings: LiveSettings):
                       "hp": "int16", "run_seed": "int32"})
 
 
-def _trial_config(result, space) -> dict | None:
-    """The trial's config as Tune reports it, else as its folder's params.json records it; None
-    when neither names every decision of the space."""
-    config = result.config or {}
+def _failed_trial_configs(results) -> dict[str, dict]:
+    """Trial folder -> config, from the experiment state Tune saved (``ExperimentAnalysis``)."""
+    import logging
+
+    from ray.tune import ExperimentAnalysis
+
+    # Its warning that failed trials have no metrics says what we already know.
+    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level, _ = quiet.level, quiet.setLevel(logging.ERROR)
+    try:
+        analysis = ExperimentAnalysis(results.experiment_path)
+    except (OSError, ValueError, KeyError):  # no state saved yet: only the results' own configs
+        return {}
+    finally:
+        quiet.setLevel(level)
+    return {t.path: t.config for t in analysis.trials}
+
+
+def _trial_config(result, space, created_with: dict | None = None) -> dict | None:
+    """The trial's config as Tune reports it, else as its folder's params.json records it, else
+    (a trial that errored before either existed) as Tune created it; None when none names every
+    decision of the space."""
+    config = {**(created_with or {}), **(result.config or {})} if result.error is not None else result.config or {}
     if not all(n in config for n in space.hparams.names) and result.path:
         params = Path(result.path) / "params.json"
         try:
@@ -295,7 +319,26 @@ def _trial_row(result, config: dict, event: int, settings: LiveSettings, space,
         "test_acc": metrics.get("test_acc", float("nan")),
         "train_time_s": train_time, "trial_time_s": float(metrics.get("time_total_s", float("nan"))),
         "status": _status(result, epochs, config.get(FIDELITY) or settings.epochs, interrupted),
+        "error": error_message(result.error),
     }
+
+
+ERROR_CHARS = 300
+_TYPED_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b: ")
+
+
+def error_message(error: BaseException | None) -> str | None:
+    """A failed trial's exception as ``Type: message``, for the trials table: Ray wraps what the
+    trainable raised (``RayTaskError(ValueError)``, the original as ``cause``); the message's
+    last line is the trainable's own (Ray's adds the remote traceback above it)."""
+    if error is None:
+        return None
+    cause = getattr(error, "cause", None) or error
+    lines = str(cause).strip().splitlines()
+    last = lines[-1].strip() if lines else ""
+    # An actor that died in setup reports the trainable's exception as its last line, typed.
+    text = last if _TYPED_LINE.match(last) else f"{type(cause).__name__}: {last}".rstrip(": ")
+    return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 3] + "..."
 
 
 def _trial_id_from(path: str | None) -> str:

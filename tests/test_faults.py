@@ -17,6 +17,7 @@ import pytest
 from test_live import local_ray  # noqa: F401  (the live tests' real local Ray, one per module)
 
 import spaces
+from spaces.errors import UserError
 from trainables.engine import DIVERGED_LOSS_FACTOR, diverged_loss
 
 TSS = spaces.get_space("tss")
@@ -82,6 +83,55 @@ def test_a_diverging_trial_stops_is_recorded_and_the_searcher_is_told_it_failed(
     assert best_trial(trials) is None  # a diverged trial is never the best one
     write_trials(trials, settings, tmp_path / "out")
     assert list(read_trials(tmp_path / "out", "div")["status"]) == ["diverged", "diverged"]
+
+
+
+class _Wrapped(Exception):
+    """Ray's RayTaskError carries the trainable's exception as ``cause``."""
+
+    def __init__(self, cause):
+        super().__init__(f"remote traceback...\n{cause!r}")
+        self.cause = cause
+
+
+@pytest.mark.parametrize("error, recorded", [
+    (None, None),
+    (ValueError("first line\nthe trainable's message"), "ValueError: the trainable's message"),
+    (_Wrapped(KeyError("edge_1_0")), "KeyError: 'edge_1_0'"),
+    (RuntimeError("The actor died...\n  File x\nNotADirectoryError: [Errno 20] no"),
+     "NotADirectoryError: [Errno 20] no"),
+    (UserError("x" * 1000), "UserError: " + "x" * 286 + "..."),
+])
+def test_a_trials_error_is_recorded_as_type_and_message_in_at_most_300_characters(error, recorded):
+    from orchestrator.live import error_message
+
+    assert error_message(error) == recorded
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("local_ray")
+def test_a_live_search_whose_every_trial_raises_records_why_and_exits_1(tmp_path, capsys):
+    """The store checked writable at the start is then broken by something else (a file where its
+    epochs folder goes): every trial's TrainArch raises; the trials table keeps each exception's
+    type and message (beside status error) and the run exits 1, not 0."""
+    import orchestrate
+    from orchestrator.live import read_trials
+    from orchestrator.modes import train as train_mode
+
+    store = tmp_path / "store"
+    args = orchestrate.build_parser().parse_args(
+        ["train", "--C", "4", "--N", "1", "--epochs", "2", "--quiet", "--searcher", "random", "--trials", "2",
+         "--max-failures", "0", "--out", str(tmp_path / "out"), "--store", str(store), "--experiment", "broken"])
+    run = train_mode.settings_from_args(args)
+    store.mkdir(exist_ok=True)
+    (store / "epochs").write_text("not a folder")
+    assert train_mode.run(run, quiet=True) == 1
+    assert "error: every trial of broken failed" in capsys.readouterr().err
+    trials = read_trials(tmp_path / "out", "broken")
+    assert list(trials["status"]) == ["error", "error"]
+    for message in trials["error"]:
+        kind, _, text = message.partition(": ")
+        assert kind == "NotADirectoryError" and "epochs" in text and "Traceback" not in message
 
 
 # ----- folders and stores that cannot be written ------------------------------------------------------
