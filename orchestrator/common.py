@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from spaces.errors import UserError
+from spaces.errors import UserError, short
 
 from .schedulers import SCHEDULERS  # the same names simulated and live (Ray Tune's schedulers)
 
@@ -58,8 +58,20 @@ def add_output_flags(p: argparse.ArgumentParser, *, experiment_help: str) -> Non
                    help="print only the summary and errors (no progress bar, no Ray output)")
 
 
+def seed_value(text: str) -> int:
+    """``--seed``: numpy's and Ray's generators take only non-negative integers, so a negative one
+    is refused while parsing, not after the experiment was set up (or inside every trial)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {short(text)!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {value}")
+    return value
+
+
 def add_seed_flag(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("--seed", type=int, default=0, help=help)
+    p.add_argument("--seed", type=seed_value, default=0, help=help)
 
 
 def add_ray_flags(p: argparse.ArgumentParser, *, parallel_help: str | None) -> None:

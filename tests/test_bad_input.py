@@ -175,6 +175,24 @@ def test_a_nats_bench_archive_whose_pickle_would_run_code_is_refused_by_import(t
     assert not marker.exists() and not list((tmp_path / "store").rglob("*.parquet"))
 
 
+# --- flags every mode shares ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", [("simulate",), ("train",), ("oneshot", "--searcher", "gdas"), ("prune",)])
+@pytest.mark.parametrize("flag, message", [
+    (("--seed", "-1"), "argument --seed: a seed is a non-negative integer, got -1"),
+    (("--seed", "one"), "argument --seed: invalid int value: 'one'"),
+])
+def test_a_negative_seed_is_refused_while_parsing_in_every_mode(tmp_path, mode, flag, message):
+    one_error_line(*orchestrate_cli(*mode, *flag, "--out", tmp_path / "out"), message)
+    assert not (tmp_path / "out").exists()  # (simulate had set up a resumable experiment, oneshot ran trials)
+
+
+@pytest.mark.parametrize("mode", [("simulate",), ("oneshot", "--searcher", "gdas"), ("prune",)])
+def test_parallel_below_one_is_refused(tmp_path, mode):
+    one_error_line(*orchestrate_cli(*mode, "--parallel", "0", "--out", tmp_path / "out"),
+                   "--parallel must be at least 1, got 0")
+    assert not (tmp_path / "out").exists()
+
+
 # --- over-long values: a short prefix is quoted ----------------------------------------------------------------
 @pytest.mark.parametrize("command, message", [
     (("simulate", "--searcher", LONG), "argument --searcher: invalid choice: 'xxxx"),
