@@ -7,6 +7,13 @@ slow to read, so ``compact`` merges each partition's fragments into one file, ag
 and only then deletes the merged fragments. A reader that lists the folder in between sees both
 the merged file and (some of) its sources; it drops duplicate keys exactly as compaction does, so
 the answer is the same.
+
+Two writers of the same key at once (two live searches sharing a store, both training one
+architecture and seed) would each find the key missing and each write it. ``write_new_rows``
+checks and writes under the partition's lock (the one compaction takes), so the second writer
+finds the first's rows and writes none of them. Whatever reaches a store by other means (two
+builders planned at once, files copied in) is still resolved by the one key rule: the reader and
+``compact`` keep the last written row of every key.
 """
 
 from __future__ import annotations
@@ -363,10 +370,47 @@ class CompactReport:
         return text
 
 
+def write_new_rows(root: str | Path, table: str, rows: pd.DataFrame | pa.Table, *,
+                   metadata: Mapping[str, str]) -> int:
+    """``write_fragment`` of those ``rows`` whose key the store does not hold yet; the number
+    written. Per partition, the check and the write happen under the partition's lock, so
+    concurrent callers (processes on one file system) never write one key twice. Rows repeating
+    a key among themselves keep the last. Unreadable fragments count as holding nothing, as for
+    every other writer (the reader and ``compact`` report them)."""
+    meta = _check_metadata(metadata)
+    tbl = conform(table, rows)
+    # Within one partition folder the partition columns are equal: the rest of the key decides.
+    keys = [k for k in S.KEY_COLUMNS[table] if k not in S.PARTITION_COLUMNS[table]]
+    groups = [(S.partition_path(root, table, combo), part) for combo, part in _partition_groups(tbl, table)]
+    written = 0
+    for folder, part in groups:
+        part = dedupe_keep_last(part, keys)
+        with _partition_lock(folder):
+            stored = []
+            for path in S.list_fragments(folder):
+                try:
+                    stored.append(read_fragment(path, table, columns=keys))
+                except (FileNotFoundError, UserError):
+                    continue
+            if stored:
+                have = pa.concat_tables([t.select(keys) for t in stored])
+                have = have.append_column("__stored", pa.array(np.ones(have.num_rows, bool)))
+                part = part.append_column("__order", pa.array(np.arange(part.num_rows)))
+                part = part.join(have, keys, join_type="left outer", use_threads=False)
+                new = part.filter(pc.is_null(part["__stored"]))
+                part = new.sort_by("__order").drop_columns(["__stored", "__order"])  # the rows' own order
+            if part.num_rows:
+                write_fragment(root, table, part, metadata=meta)
+                written += part.num_rows
+    return written
+
+
 @contextlib.contextmanager
 def _partition_lock(folder: Path) -> Iterator[None]:
-    # Two compactions of one partition would each delete the other's sources; serialize them.
+    # Two compactions of one partition would each delete the other's sources, and two
+    # check-then-write writers would each write a key the other wrote meanwhile: serialize them.
     # The lock file starts with '.' so readers never mistake it for data.
+    folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".compact.lock", "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:

@@ -190,6 +190,62 @@ def test_concurrent_writer_processes_with_compaction_lose_nothing(tmp_path):
     assert len(S.list_fragments(tmp_path / "epochs/space=tss/dataset=digits/hp=12")) == 1
 
 
+def _same_key_writer(root: str, start: str, locked: bool) -> None:
+    """Write the same rows as every other such process, as soon as ``start`` exists; the write
+    itself is slowed so that every process has checked the store before any has written."""
+    import contextlib
+    import os
+    import time
+
+    from conftest import make_epoch_rows
+    plain_write = W.write_fragment
+
+    def slow_write(*args, **kwargs):
+        time.sleep(0.3)
+        return plain_write(*args, **kwargs)
+
+    W.write_fragment = slow_write
+    if not locked:  # the check-then-write race as it was, to show the test can tell
+        W._partition_lock = lambda folder: contextlib.nullcontext()
+    while not os.path.exists(start):
+        time.sleep(0.001)
+    W.write_new_rows(root, "epochs", make_epoch_rows(archs=(7,), epochs=3), metadata=S.provenance())
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_writers_of_one_key_at_once_write_it_once_under_the_partition_lock(tmp_path, locked):
+    ctx = mp.get_context("spawn")
+    for attempt in range(3):
+        root, start = tmp_path / f"store{attempt}", tmp_path / f"start{attempt}"
+        procs = [ctx.Process(target=_same_key_writer, args=(str(root), str(start), locked)) for _ in range(3)]
+        for proc in procs:
+            proc.start()
+        start.touch()
+        for proc in procs:
+            proc.join()
+            assert proc.exitcode == 0
+        raw = pd.read_parquet(root / "epochs")  # any Parquet reader, not only ours: no key twice
+        if locked:
+            assert len(raw) == 3 and not raw.duplicated(["arch_index", "seed", "epoch"]).any()
+        else:
+            assert len(raw) == 9  # each process found the key missing and wrote it
+    # the reader's key rule still makes one row of each, lock or not
+    assert len(_read_all(root)) == 3
+
+
+def test_write_new_rows_writes_only_the_missing_keys_in_the_rows_order(tmp_path, epoch_rows):
+    meta = S.provenance()
+    assert W.write_new_rows(tmp_path, "epochs", epoch_rows(archs=(3, 1), epochs=2), metadata=meta) == 4
+    more = epoch_rows(archs=(5, 3, 2), epochs=3)
+    assert W.write_new_rows(tmp_path, "epochs", more, metadata=meta) == 3 + 1 + 3
+    assert W.write_new_rows(tmp_path, "epochs", more, metadata=meta) == 0
+    newest = max(S.list_fragments(tmp_path / "epochs/space=tss/dataset=digits/hp=12"))
+    got = W.read_fragment(newest, "epochs", columns=["arch_index", "epoch"]).to_pandas()
+    assert list(zip(got["arch_index"], got["epoch"])) == [(5, 1), (5, 2), (5, 3), (3, 3), (2, 1), (2, 2), (2, 3)]
+    with pytest.raises(UserError):
+        W.write_new_rows(tmp_path, "epochs", more.drop(columns=["seed"]), metadata=meta)
+
+
 _DOC_TYPES = {pa.string(): "string", pa.int16(): "int16", pa.int32(): "int32", pa.float32(): "float32",
               pa.float64(): "float64", pa.bool_(): "bool"}
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from benchmark_data.writer import write_fragment
+from benchmark_data.writer import write_new_rows
 from spaces.errors import UserError
 from trainables.engine import METRICS, TrainEngine, cached_dataset
 from trainables.recipes import get_recipe
@@ -124,20 +124,17 @@ class _TrainArchMixin(EngineHost):
         if cfg.store is None or not pending:
             self.flushed.update(r["epoch"] for r in pending)
             return
-        space, dataset = engine.space.name, engine.dataset.name
-        stored = stored_epochs(cfg.store, space, dataset, cfg.recipe.hp, engine.arch_index)
-        have = set(stored.loc[stored["seed"] == engine.seed, "epoch"].tolist())
-        rows = [r for r in pending if r["epoch"] not in have]
-        if engine.arch_index not in stored_archs(cfg.store, space, dataset):
+        # Checked and written under the partition's lock (write_new_rows): another trial, of this
+        # search or of another one sharing the store, may be training the same architecture.
+        if engine.arch_index not in stored_archs(cfg.store, engine.space.name, engine.dataset.name):
             iso = int(engine.space.iso_class_ids()[engine.arch_index])
             row = arch_row(engine.space, engine.arch_index, engine.dataset, C=cfg.C, N=cfg.N,
                            iso_class=iso, latency_ms=engine.latency_ms(cfg.recipe.batch_size))
-            write_fragment(cfg.store, "archs", pd.DataFrame([row]), metadata=store_metadata(
+            write_new_rows(cfg.store, "archs", pd.DataFrame([row]), metadata=store_metadata(
                 "archs", cfg.recipe, engine.dataset, C=cfg.C, N=cfg.N, space=engine.space))
-        if rows:
-            write_fragment(cfg.store, "epochs", pd.DataFrame(rows), metadata=store_metadata(
-                "epochs", cfg.recipe, engine.dataset, C=cfg.C, N=cfg.N,
-                extra={"seeds": [engine.seed], "writer": "TrainArch"}, space=engine.space))
+        write_new_rows(cfg.store, "epochs", pd.DataFrame(pending), metadata=store_metadata(
+            "epochs", cfg.recipe, engine.dataset, C=cfg.C, N=cfg.N,
+            extra={"seeds": [engine.seed], "writer": "TrainArch"}, space=engine.space))
         self.flushed.update(r["epoch"] for r in pending)
 
 
