@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spaces.errors import UserError
 
@@ -230,7 +231,7 @@ class _Partition:
                 raise self.empty_error()
             if eager:
                 for name in self._value_columns():
-                    self._store(name, tables)
+                    self._store(name, _numpy(tables, name))
             return
         raise UserError(f"the files of {self.folder} kept changing while being read; "
                         "retry when the writers or compaction have finished")
@@ -311,9 +312,8 @@ class _Partition:
             self.seed_lookup = {int(s): i for i, s in enumerate(self.seeds)}
         self.cache.clear()
 
-    def _store(self, name: str, tables: list[pa.Table]) -> np.ndarray:
-        """Scatter one column of ``tables`` (aligned with the layout) into its dense array."""
-        raw = _numpy(tables, name)
+    def _store(self, key: Any, raw: np.ndarray) -> np.ndarray:
+        """Scatter one column's values (aligned with the layout) into its dense array."""
         if self.lin is None:  # compacted and complete: the column already is the dense array
             dense = raw.astype(np.float32, copy=False).reshape(self.shape)
         else:
@@ -322,22 +322,41 @@ class _Partition:
             dense = dense.reshape(self.shape)
         if dense.flags.writeable:
             dense.flags.writeable = False  # shared with every caller: keep it immutable
-        self.cache[name] = dense
+        self.cache[key] = dense
         return dense
 
     def column(self, name: str) -> np.ndarray:
         """Dense float32 array of one value column (read once, then cached)."""
+        return self._dense(name, name, _numpy)
+
+    def equals(self, name: str, value: str) -> np.ndarray:
+        """Dense bool array: where a row's string column ``name`` is ``value`` (False where no
+        row, or a null, is)."""
+        def flags(tables: list[pa.Table], column: str) -> np.ndarray:
+            hits = [pc.fill_null(pc.equal(chunk, value), False).to_numpy(zero_copy_only=False)
+                    for t in tables for chunk in t[column].chunks]
+            return np.concatenate(hits).astype(np.float32) if hits else np.zeros(0, np.float32)
+        key = (name, "==", value)
+        if key not in self.cache:
+            self._dense(("raw", key), name, flags)
+            self.cache[key] = self.cache.pop(("raw", key)) == 1.0  # NaN (no row) is not a hit
+            self.cache[key].flags.writeable = False
+        return self.cache[key]
+
+    def _dense(self, key: Any, name: str, extract: Callable[[list[pa.Table], str], np.ndarray]) -> np.ndarray:
+        """The dense array of column ``name`` as ``extract`` turns its tables into values (cached
+        under ``key``), re-listing the files if the snapshot went stale."""
         self._ensure_layout()
-        if name in self.cache:
-            return self.cache[name]
+        if key in self.cache:
+            return self.cache[key]
         for _ in range(_MAX_RELISTS):
             tables = self._read_columns([name], self.files)
             if tables is not None:
-                return self._store(name, tables)
+                return self._store(key, extract(tables, name))
             self.files = None  # snapshot stale or a file turned out corrupt: rebuild it
             self._ensure_layout()
-            if name in self.cache:  # the rebuild read it eagerly
-                return self.cache[name]
+            if key in self.cache:  # the rebuild read it eagerly
+                return self.cache[key]
         raise UserError(f"the files of {self.folder} kept changing while being read; retry")
 
     def roles(self, keys: Sequence[str] | None = None) -> dict[str, str]:
@@ -735,6 +754,13 @@ class Benchmark:
         values = part.column(metric)
         return Curve(values, part.seeds, np.arange(1, part.n_epochs + 1, dtype=np.int16),
                      part.present, part.seed_present, part.surrogate)
+
+    def status_is(self, space: str, dataset: str, hp: int, status: str) -> np.ndarray:
+        """[archs, seeds, epochs] bool, aligned with ``curve``: where the row's ``status`` is
+        ``status`` (e.g. "diverged"; ``schema.STATUSES``), False where there is no row."""
+        if status not in S.STATUSES + (S.SURROGATE_STATUS,):
+            raise UserError(f"unknown status {str(status)[:40]!r}: one of {', '.join(S.STATUSES)}")
+        return self._part(space, dataset, hp).equals("status", status)
 
     def _mean(self, part: _Partition, metric: str) -> np.ndarray:
         def make() -> np.ndarray:

@@ -226,7 +226,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "test_acc": "top-1 accuracy on the test split after that epoch, percent (reporting only)",
         "epoch_time_s": "training time of that one epoch, seconds",
         "eval_time_s": "time of one evaluation pass over the validation split, seconds",
-        "status": "ok | diverged (loss not finite) | iso_copy (copied from an isomorphic twin) | "
+        "status": "ok | diverged (loss not finite or over 100x chance; a simulated search's evaluation of it "
+                  "fails, as in a live one) | iso_copy (copied from an isomorphic twin) | "
                   "no_path (no path from input to output: constant network) | imported",
     },
     "runs": {

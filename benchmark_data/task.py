@@ -328,6 +328,14 @@ class Task:
         gaps = _Gaps(bench, space, allow_gaps, notes)
         gaps.check(fb, search_ds, hp, "--hp", bench.hps(space, search_ds),
                    lambda h: bench.curve(space, search_ds, h, feedback).values)
+        # A training that diverged is a failed evaluation, as live training tells its searcher
+        # (its recorded accuracy is what broken weights score), not a result; checked for gaps
+        # above as the row it is.
+        diverged = bench.status_is(space, search_ds, hp, "diverged")
+        if diverged.any():
+            fb = np.where(diverged, np.nan, fb).astype(np.float32)
+            notes.append(f"{int(diverged.any(axis=(1, 2)).sum()):,} architectures of {where} have diverged "
+                         "trainings: evaluating one fails, as in a live search (charged nothing)")
         train_time = bench.curve(space, search_ds, hp, time_column).values
         eval_time = bench.curve(space, search_ds, hp, EVAL_TIME_COLUMN).values
         has_time = not np.isnan(train_time).all()
@@ -343,7 +351,7 @@ class Task:
         fin = fin_curve.values[:, :, -1]
         gaps.check(fin[:, :, None], dataset, final_hp, "--final-hp", final_hps,
                    lambda h: bench.curve(space, dataset, h, final_metric).values[:, :, -1:],
-                   what=f" ({final_metric})", needed=_covered(fb))
+                   what=f" ({final_metric})", needed=_covered(fb_curve.values))
         with warnings.catch_warnings():  # an arch without a final value stays NaN, silently
             warnings.simplefilter("ignore", RuntimeWarning)
             final = np.nanmean(fin, axis=1)

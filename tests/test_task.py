@@ -234,3 +234,28 @@ def test_bad_input_is_explained(tmp_path, call, message):
     _write(tmp_path, make_epoch_rows(dataset="cifar100", hp=3, archs=range(10)))
     with pytest.raises(UserError, match=message):
         call(Benchmark.open(tmp_path))
+
+
+# --- row status: a diverged training is a failed evaluation ------------------------------------------
+def test_diverged_trainings_fail_their_evaluations_in_the_task_and_through_the_cli(tmp_path):
+    from cli_fixtures import orchestrate_cli
+
+    rows = _full(hp=3)
+    even = rows["arch_index"] % 2 == 0
+    rows.loc[even, "status"] = "diverged"  # as a builder or TrainArch records a loss gone to inf
+    _write(tmp_path / "store", rows)
+    bench = Benchmark.open(tmp_path / "store")
+    assert bench.status_is("tss", "digits", 3, "diverged")[:, 0, 0].tolist() == [a % 2 == 0 for a in ALL]
+    task = bench.task("tss", "digits")
+    assert np.isnan(task.feedback[0::2]).all() and not np.isnan(task.feedback[1::2]).any()
+    assert np.isfinite(task.final).all()  # what the recipe's training gave is still reported
+    assert any("7,813 architectures of tss/digits hp=3 have diverged trainings" in n for n in task.notes)
+    assert task.best_by_feedback[0] == 15623  # not the diverged 15624, whose recorded accuracy is highest
+    code, out, err = orchestrate_cli("simulate", "--store", tmp_path / "store", "--searcher", "random",
+                                     "--budget", "40ev", "--runs", "2", "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    runs = pd.read_parquet(tmp_path / "out" / "runs")
+    told = runs["arch_index"] % 2 == 0
+    assert told.any() and runs.loc[told, "feedback"].isna().all() and runs.loc[~told, "feedback"].notna().all()
+    with pytest.raises(UserError, match="unknown status 'exploded'"):
+        bench.status_is("tss", "digits", 3, "exploded")
