@@ -27,10 +27,17 @@ def short(value: object, limit: int = QUOTE_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
+def _cut(word: str) -> str:
+    """A long word by ``short``, its quotes and punctuation kept (``'xxx... (N characters)':``)."""
+    end = len(word.rstrip("'\"`:;,.)]}"))
+    start = len(word[:end]) - len(word[:end].lstrip("'\"`([{"))
+    return word[:start] + short(word[start:end]) + word[end:]
+
+
 def shorten_message(message: str) -> str:
     """``message`` with every word over ``LONG_WORD`` characters quoted by ``short``; a message
     still over ``LONG_MESSAGE`` keeps its start and its end (what to do is said last)."""
-    message = re.sub(rf"\S{{{LONG_WORD + 1},}}", lambda m: short(m.group()), message)
+    message = re.sub(rf"\S{{{LONG_WORD + 1},}}", lambda m: _cut(m.group()), message)
     if len(message) <= LONG_MESSAGE:
         return message
     keep = LONG_MESSAGE // 2 - 50

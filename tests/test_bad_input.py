@@ -207,7 +207,7 @@ def test_parallel_below_one_is_refused(tmp_path, mode):
 def test_an_over_long_value_is_quoted_by_a_short_prefix(tmp_path, command, message):
     code, out, err = orchestrate_cli(*command, *(("--out", tmp_path / "out") if len(command) > 1 else ()))
     one_error_line(code, out, err, message)
-    assert "... (100,000 characters)" in err or "... (100,0" in err
+    assert "... (100,0" in err  # the length of what was given (a path: with the folder it was joined to)
     assert "x" * 200 not in err and len(err) < 2_000  # argparse's usage lines are most of it
 
 
@@ -219,6 +219,16 @@ def test_an_over_long_arch_is_quoted_by_a_short_prefix(arch, message):
     code, out, err = store_cli("query", "--space", "tss", "--arch", arch)
     one_error_line(code, out, err, message)
     assert len(err) < 5_000 and "x" * 200 not in err
+
+
+def test_a_cut_value_keeps_its_quotes_and_a_long_message_its_advice():
+    from spaces.errors import shorten_message
+
+    assert shorten_message(f"tss: '{LONG}': bad") == f"tss: '{'x' * 80}... (100,000 characters)': bad"
+    assert shorten_message(f"a path /tmp/{'p' * 150} stays whole") == f"a path /tmp/{'p' * 150} stays whole"
+    long = shorten_message("ab " * 33_000 + "; do this")
+    assert long.startswith("ab ab ") and long.endswith("; do this") and "characters left out" in long
+    assert len(long) <= 4_000
 
 
 # --- cluster addresses ------------------------------------------------------------------------------------
