@@ -125,8 +125,10 @@ def test_a_cifar_archive_cut_in_half_is_refused_before_anything_is_written(tmp_p
     _write_tar(archive, cifar.CIFAR10.folder, _cifar_members(cifar.CIFAR10, 1, 1))
     whole = archive.read_bytes()
     archive.write_bytes(whole[: len(whole) // 2])
-    one_error_line(*train_on("cifar10", tmp_path / "data", tmp_path),
+    code, out, err = train_on("cifar10", tmp_path / "data", tmp_path)
+    one_error_line(code, out, err,
                    f"{archive} is truncated or corrupt (Compressed file ended before the end-of-stream marker")
+    assert f"delete it and download {cifar.CIFAR10.url} again" in err  # what a command line user can do
     assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()
 
 

@@ -71,6 +71,11 @@ def _how(release: _Release, where: Path) -> str:
             f"folder that holds {release.archive} or {release.folder}/")
 
 
+def _again(release: _Release) -> str:
+    """What to do about a damaged archive, for a command line (no download flag) and for Python."""
+    return f"delete it and download {release.url} again (from Python: load_dataset(..., download=True))"
+
+
 def _read_members(release: _Release, data_dir: Path | None, download: bool) -> tuple[dict[str, bytes], str]:
     """The raw bytes of every batch (and the meta file if present), and where they came from."""
     base = files.base_dir(data_dir)
@@ -106,13 +111,12 @@ def _read_archive(release: _Release, archive: Path) -> dict[str, bytes]:
                 if member.name in wanted and member.isfile():
                     out[wanted[member.name]] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise UserError(f"{archive} is truncated or corrupt ({exc}); delete it and load again with "
-                        "download=True") from None
+        raise UserError(f"{archive} is truncated or corrupt ({exc}); {_again(release)}") from None
     missing = [n for n in (*release.train, *release.test) if n not in out]
     if missing:
         raise UserError(
             f"{archive} lacks {release.folder}/{', '.join(missing)}: it is not the official {release.archive}; "
-            f"delete it and load again with download=True"
+            f"{_again(release)}"
         )
     return out
 
