@@ -18,7 +18,8 @@ trained from scratch for ``--epochs`` epochs with the recipe h0's shape (SGD, Ne
     ``--search-epochs`` epochs (``trainables.oneshot.search.SearchEngine``), then the derived
     network retrained with the derived hyperparameters (the searched lr of every step, the derived
     L2 weight and optimizer: ``orchestrator.autohas.derived_recipe``, as ``orchestrate.py oneshot
-    --searcher autohas`` retrains);
+    --searcher autohas`` retrains), and the AutoHAS rows once more at the schedule's mean under
+    h0's cosine (", cosine": ``--retrain-lr cosine``), from the same searches;
   * Table 4.2: AutoHAS (HP+Arch) under softmax / Gumbel-soft / Gumbel-hard x argmax (Eq. 4.6) /
     expectation (Eq. 4.10).
 
@@ -28,7 +29,7 @@ default network's training, measured here). Each derived cell's table test accur
 table's own recipe, lr 0.1) is printed beside the trained one.
 
     python benchmarks/bench_autohas.py [--seeds 3] [--epochs 12] [--search-epochs 10] [--trials 10]
-                                       [--no-ablation] [--parallel 1]
+                                       [--no-ablation] [--no-blackbox] [--parallel 1]
 
 Prints `name: value unit` lines after the tables.
 """
@@ -69,8 +70,9 @@ def train(arch: int, recipe: dict, seed: int) -> dict:
     return {"valid_acc": m["valid_acc"], "test_acc": m["test_acc"], "train_s": time.perf_counter() - started}
 
 
-def oneshot(seed: int, search_epochs: int, epochs: int, **knobs) -> dict:
-    """An AutoHAS-family search, then the derived network retrained with the derived hyperparameters."""
+def oneshot(seed: int, search_epochs: int, epochs: int, retrain_lr: tuple = ("schedule",), **knobs) -> dict:
+    """An AutoHAS-family search, then the derived network retrained with the derived hyperparameters,
+    once per ``retrain_lr`` mode (``orchestrator.autohas.RETRAIN_LRS``): {mode: figures}."""
     from trainables.data.splits import search_dataset
     from trainables.oneshot.search import SearchEngine
 
@@ -83,11 +85,13 @@ def oneshot(seed: int, search_epochs: int, epochs: int, **knobs) -> dict:
     from orchestrator.autohas import derived_recipe
 
     schedule = result["lr_schedule"]
-    recipe = derived_recipe(schedule, result["weight_decay"], result.get("optimizer", "sgd"), epochs)
-    trained = train(result["arch_index"], recipe, seed)
-    # "lr": the schedule's mean, the one figure the tables print beside the black-box methods' lr
-    return {**trained, "cost_s": search_s, "arch": result["arch_index"], "lr": sum(schedule) / len(schedule),
-            "wd": result["weight_decay"]}
+    out = {}
+    for mode in retrain_lr:
+        recipe = derived_recipe(schedule, result["weight_decay"], result.get("optimizer", "sgd"), epochs, mode)
+        # "lr": the schedule's mean, the one figure the tables print beside the black-box methods' lr
+        out[mode] = {**train(result["arch_index"], recipe, seed), "cost_s": search_s, "arch": result["arch_index"],
+                     "lr": sum(schedule) / len(schedule), "wd": result["weight_decay"]}
+    return out
 
 
 def blackbox(name: str, seed: int, trials: int, epochs: int, parallel: int) -> dict:
@@ -154,6 +158,7 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=10, help="trials of every black-box search (default 10)")
     p.add_argument("--parallel", type=int, default=1, help="concurrent Tune trials (default 1)")
     p.add_argument("--no-ablation", action="store_true", help="skip Table 4.2")
+    p.add_argument("--no-blackbox", action="store_true", help="skip random, TPE and BOHB (the slow rows)")
     args = p.parse_args(argv)
 
     import torch
@@ -172,19 +177,24 @@ def main(argv=None) -> int:
     for r in rows["default HP"]:
         r["cost_s"] = 0.0
     one_run_s = statistics.median(r["train_s"] for r in rows["default HP"])
-    for name in ("random", "tpe", "bohb"):
+    for name in () if args.no_blackbox else ("random", "tpe", "bohb"):
         rows[name] = [blackbox(name, s, args.trials, args.epochs, args.parallel) for s in seeds]
         print(f"# {name} done after {time.perf_counter() - started:.0f} s; incumbents' fidelity "
               f"{[r['epochs_trained'] for r in rows[name]]} epochs", flush=True)
     for name, search in (("AutoHAS (HP)", "hp"), ("GDAS (Arch)", "arch"), ("AutoHAS (HP+Arch)", "joint")):
-        rows[name] = [oneshot(s, args.search_epochs, args.epochs, search=search) for s in seeds]
+        # the AutoHAS rows also retrained at the lr mean under h0's cosine (--retrain-lr cosine)
+        modes = ("schedule",) if search == "arch" else ("schedule", "cosine")
+        done = [oneshot(s, args.search_epochs, args.epochs, retrain_lr=modes, search=search) for s in seeds]
+        rows[name] = [d["schedule"] for d in done]
+        if "cosine" in modes:
+            rows[f"{name}, cosine"] = [d["cosine"] for d in done]
         print(f"# {name} done after {time.perf_counter() - started:.0f} s", flush=True)
     ablation: dict[str, list[dict]] = {}
     if not args.no_ablation:
         for relax in RELAXATIONS:
             for rule in ("argmax", "expectation"):
-                ablation[f"{relax} / {rule}"] = [oneshot(s, args.search_epochs, args.epochs, relax=relax, rule=rule)
-                                                 for s in seeds]
+                ablation[f"{relax} / {rule}"] = [oneshot(s, args.search_epochs, args.epochs, relax=relax,
+                                                         rule=rule)["schedule"] for s in seeds]
         print(f"# ablation done after {time.perf_counter() - started:.0f} s", flush=True)
 
     header = (f"{'method':<22} {'test acc %':>15} {'cost s':>9} {'x 1 run':>9}  {'lr':>8} {'L2':>9}  "

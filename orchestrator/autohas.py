@@ -10,8 +10,8 @@ being a NATS cell as in JAHS-Bench-201). Afterwards, from each trial's last resu
     hyperparameters as its own Tune trial of ``trainables.train.TrainArch`` (one per seed): the
     recipe ``h0`` with the derived optimizer, the derived L2 weight and the searched learning rate
     of every step as ``lr_steps`` (resampled onto the retraining's steps by ``Recipe.lr_at``, so a
-    retraining longer than the search stretches the schedule); ``autohas_retrain.json`` records
-    the figures.
+    retraining longer than the search stretches the schedule), or with ``retrain_lr="cosine"``
+    h0's cosine from the schedule's mean; ``autohas_retrain.json`` records the figures.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from .common import fmt_value, format_table, ray_session, run_config, trial_dirn
 AUTOHAS_SEARCHERS = ("autohas",)
 KNOB_FLAGS = {"--autohas-search": "search", "--relax": "relax", "--rule": "rule", "--optimizers": "optimizers"}
 PNG, RETRAIN_JSON = "autohas_schedules.png", "autohas_retrain.json"
+# The retraining's lr: the searched per-step schedule (the thesis), or h0's cosine from its mean.
+RETRAIN_LRS = ("schedule", "cosine")
 
 
 # trainables.oneshot.autohas's names, spelled here so that --help does not import torch (a test
@@ -51,15 +53,19 @@ def add_flags(p) -> None:
     g.add_argument("--retrain-epochs", type=int, default=12, metavar="E",
                    help="epochs to retrain the derived architecture with the derived hyperparameters, one Tune "
                         "trial per seed (default 12, the table's search recipe; 0: no retraining)")
+    g.add_argument("--retrain-lr", default=None, choices=RETRAIN_LRS,
+                   help="the retraining's learning rate: schedule (the searched lr of every step, default) or "
+                        "cosine (h0's cosine from the schedule's mean: our departure, see the README)")
 
 
 def knobs(args) -> dict[str, Any]:
     """The AutoHAS knobs the flags set; UserError where they are given to another searcher."""
     given = {flag: getattr(args, knob_attr(flag)) for flag in KNOB_FLAGS if getattr(args, knob_attr(flag)) is not None}
     if args.searcher not in AUTOHAS_SEARCHERS:
-        if given or args.retrain_epochs != 12:
-            flags = list(given) + (["--retrain-epochs"] if args.retrain_epochs != 12 else [])
-            raise UserError(f"{', '.join(flags)}: for --searcher autohas only")
+        retraining = [f for f, used in (("--retrain-epochs", args.retrain_epochs != 12),
+                                        ("--retrain-lr", args.retrain_lr is not None)) if used]
+        if given or retraining:
+            raise UserError(f"{', '.join([*given, *retraining])}: for --searcher autohas only")
         return {}
     if args.retrain_epochs < 0:
         raise UserError(f"--retrain-epochs must be at least 0, got {args.retrain_epochs}")
@@ -127,24 +133,30 @@ def plot_schedules(runs: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def derived_recipe(lr_schedule: list[float], weight_decay: float, optimizer: str, epochs: int) -> dict[str, Any]:
+def derived_recipe(lr_schedule: list[float], weight_decay: float, optimizer: str, epochs: int,
+                   lr: str = "schedule") -> dict[str, Any]:
     """The recipe (as a Tune config carries it) that trains with the derived hyperparameters: h0
-    with the searched lr of every step (``lr`` is the schedule's peak, which only describes it:
-    ``Recipe.lr_steps`` replaces the cosine), the derived L2 weight and optimizer."""
-    return {"name": "h0", "epochs": epochs, "lr": max(lr_schedule), "lr_steps": list(lr_schedule),
-            "weight_decay": weight_decay, "optimizer": optimizer}
+    with the derived L2 weight and optimizer and, by ``lr``, the searched lr of every step
+    ("schedule": ``lr`` is then the schedule's peak, which only describes it, as
+    ``Recipe.lr_steps`` replaces the cosine) or h0's cosine from the schedule's mean ("cosine")."""
+    if lr not in RETRAIN_LRS:
+        raise UserError(f"the retraining's lr must be one of {', '.join(RETRAIN_LRS)}, got {str(lr)[:40]!r}")
+    recipe = {"name": "h0", "epochs": epochs, "weight_decay": weight_decay, "optimizer": optimizer}
+    if lr == "cosine":
+        return {**recipe, "lr": sum(lr_schedule) / len(lr_schedule)}
+    return {**recipe, "lr": max(lr_schedule), "lr_steps": list(lr_schedule)}
 
 
-def retrain_config(run: dict[str, Any], settings, epochs: int) -> dict[str, Any]:
+def retrain_config(run: dict[str, Any], settings, epochs: int, lr: str = "schedule") -> dict[str, Any]:
     """The TrainArch config that trains ``run``'s derived architecture with its derived hyperparameters."""
-    recipe = derived_recipe(run["lr_schedule"], run["weight_decay"], run["optimizer"], epochs)
+    recipe = derived_recipe(run["lr_schedule"], run["weight_decay"], run["optimizer"], epochs, lr)
     return {"space": "tss", "arch": run["arch_index"], "dataset": settings.train_dataset,
             "data_dir": settings.data_dir, "seed": run["seed"], "C": settings.C, "N": settings.N, "threads": 1,
             "recipe": recipe,
             "store": None, "device": "cuda" if settings.gpus_per_trial > 0 else "cpu"}
 
 
-def retrain(runs: list[dict[str, Any]], settings, exp_dir: Path, epochs: int, *, address: str | None,
+def retrain(runs: list[dict[str, Any]], settings, exp_dir: Path, epochs: int, *, lr: str, address: str | None,
             parallel: int | None) -> list[dict[str, Any]]:
     """Each derived (architecture, hyperparameters) trained by its own TrainArch Tune trial."""
     from ray import tune
@@ -156,7 +168,7 @@ def retrain(runs: list[dict[str, Any]], settings, exp_dir: Path, epochs: int, *,
     figures = []
     with ray_session(address=address, num_cpus=parallel, quiet=True):
         for r in runs:
-            config = retrain_config(r, settings, epochs)
+            config = retrain_config(r, settings, epochs, lr)
             tuner = tune.Tuner(trainable, param_space=config,
                                tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
                                run_config=run_config(exp_dir / f"retrain_seed{r['seed']}",
@@ -169,13 +181,14 @@ def retrain(runs: list[dict[str, Any]], settings, exp_dir: Path, epochs: int, *,
             figures.append({"seed": r["seed"], "arch": r["arch"], "arch_index": r["arch_index"],
                             "lr_peak": max(r["lr_schedule"]), "lr_mean": sum(r["lr_schedule"]) / len(r["lr_schedule"]),
                             "optimizer": r["optimizer"], "weight_decay": r["weight_decay"], "epochs": epochs,
+                            "retrain_lr": lr,
                             "valid_acc": float(m["valid_acc"]), "test_acc": float(m["test_acc"]),
                             "table_test_acc": r["table_test_acc"]})
     return figures
 
 
-def report(run_settings, exp_dir: Path, *, retrain_epochs: int, address: str | None, parallel: int | None,
-           quiet: bool) -> None:
+def report(run_settings, exp_dir: Path, *, retrain_epochs: int, retrain_lr: str = "schedule",
+           address: str | None, parallel: int | None, quiet: bool) -> None:
     """The schedules' PNG and the retraining after an AutoHAS search (module docstring)."""
     runs = derived_runs(exp_dir)
     if not runs:
@@ -189,14 +202,16 @@ def report(run_settings, exp_dir: Path, *, retrain_epochs: int, address: str | N
               f"L2 {r['weight_decay']:.3g}, {r['optimizer']}, {r['arch']}")
     if retrain_epochs == 0:
         return
-    figures = retrain(runs, run_settings, exp_dir, retrain_epochs, address=address, parallel=parallel)
+    figures = retrain(runs, run_settings, exp_dir, retrain_epochs, lr=retrain_lr, address=address,
+                      parallel=parallel)
     (exp_dir / RETRAIN_JSON).write_text(json.dumps(figures, indent=1))
     columns = [("seed", ">"), ("optimizer", "<"), ("lr mean", ">"), ("lr peak", ">"), ("L2", ">"),
                ("valid acc %", ">"), ("test acc %", ">"), ("table test acc %", ">")]
     rows = [[str(f["seed"]), f["optimizer"], f"{f['lr_mean']:.4g}", f"{f['lr_peak']:.4g}",
              f"{f['weight_decay']:.3g}", fmt_value(f["valid_acc"]),
              fmt_value(f["test_acc"]), fmt_value(f["table_test_acc"])] for f in figures]
-    print(f"\nderived architectures retrained with the derived optimizer, L2 weight and per-step lr "
+    lr_text = "per-step lr" if retrain_lr == "schedule" else "lr mean under h0's cosine"
+    print(f"\nderived architectures retrained with the derived optimizer, L2 weight and {lr_text} "
           f"({retrain_epochs} epochs, "
           f"TrainArch trials in {exp_dir}; the table's column: the same cell under the table's recipe):")
     print(format_table(columns, rows))

@@ -262,6 +262,8 @@ def test_cli_variant_names_agree_with_the_strategy():
     (["--searcher", "autohas", "--space", "sss"], "--searcher autohas searches the topology space"),
     (["--searcher", "autohas", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["--searcher", "gdas", "--optimizers", "sgd,adam"], "--optimizers: for --searcher autohas only"),
+    (["--searcher", "gdas", "--retrain-lr", "cosine"], "--retrain-lr: for --searcher autohas only"),
+    (["--searcher", "autohas", "--retrain-lr", "linear"], "invalid choice: 'linear'"),
     (["--searcher", "autohas", "--optimizers", "sgd,lamb"],
      "--optimizers: optimizers must be at least two distinct of ['sgd', 'adam', 'rmsprop'], got ['sgd', 'lamb']"),
     (["--searcher", "autohas", "--optimizers", "adam"], "optimizers must be at least two distinct"),
@@ -304,6 +306,13 @@ def test_the_retraining_uses_the_derived_schedule_optimizer_and_l2_weight(digits
     assert type(engine.optimizer) is torch.optim.RMSprop
     # digits subset: 1 batch per epoch, so 2 retraining steps sample the 3-step schedule at 0 and 1
     assert [recipe.lr_at(e, 0, engine.iters_per_epoch) for e in range(2)] == [0.03, 0.02]
+    # --retrain-lr cosine, the departure: h0's cosine from the schedule's mean, the same optimizer and L2
+    cosine = get_recipe(retrain_config(run, settings, epochs=2, lr="cosine")["recipe"])
+    assert (cosine.lr, cosine.lr_steps, cosine.optimizer, cosine.weight_decay) == (
+        pytest.approx(0.02), (), "rmsprop", 2e-3)
+    assert cosine.lr_at(1, 0, 1) == pytest.approx(0.01)  # epoch 2 of 2: half the peak
+    with pytest.raises(UserError, match="must be one of schedule, cosine, got 'step'"):
+        retrain_config(run, settings, epochs=2, lr="step")
 
 
 @pytest.mark.slow

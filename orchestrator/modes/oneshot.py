@@ -63,6 +63,7 @@ class OneShotRun:
     address: str | None
     parallel: int | None
     retrain_epochs: int = 0  # autohas: epochs to retrain the derived network with the derived hyperparameters
+    retrain_lr: str = "schedule"  # autohas: the retraining's lr (orchestrator.autohas.RETRAIN_LRS)
     resume: bool = False     # continue an interrupted experiment from its trials' last checkpoints
     command_line: tuple[str, ...] | None = None  # as typed, for the resume command printed on Ctrl-C
 
@@ -152,7 +153,8 @@ def settings_from_args(args: argparse.Namespace) -> OneShotRun:
         check_new_experiment(out, experiment, ONESHOT_FOLDER)
     settings = replace(settings, experiment=experiment)
     retrain = args.retrain_epochs if args.searcher in autohas.AUTOHAS_SEARCHERS else 0
-    return OneShotRun(settings, scoring, out, args.address, args.parallel, retrain, resume=args.resume,
+    return OneShotRun(settings, scoring, out, args.address, args.parallel, retrain,
+                      retrain_lr=args.retrain_lr or "schedule", resume=args.resume,
                       command_line=getattr(args, "command_line", None))
 
 
@@ -212,5 +214,6 @@ def run(run: OneShotRun, quiet: bool = False) -> int:
         return code
     if run.settings.algorithms[0] in autohas.AUTOHAS_SEARCHERS:
         autohas.report(run.settings, Path(run.out) / ONESHOT_FOLDER / run.settings.experiment,
-                       retrain_epochs=run.retrain_epochs, address=run.address, parallel=run.parallel, quiet=quiet)
+                       retrain_epochs=run.retrain_epochs, retrain_lr=run.retrain_lr, address=run.address,
+                       parallel=run.parallel, quiet=quiet)
     return code
