@@ -162,14 +162,18 @@ def make_searcher(settings: LiveSettings):
 
 
 def make_scheduler(settings: LiveSettings):
-    """FIFO, or early stopping over training_iteration (= epochs) up to the recipe's length."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+    """FIFO, or early stopping over training_iteration (= epochs) up to the recipe's length, by
+    Ray's ASHA / HyperBand in the form whose state a resumed experiment keeps
+    (``orchestrator.scheduler_state``)."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    from orchestrator.scheduler_state import ResumableASHA, ResumableHyperBand
 
     if settings.scheduler == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=settings.epochs,
+        return ResumableASHA(time_attr="training_iteration", max_t=settings.epochs,
                              grace_period=GRACE_PERIOD, reduction_factor=REDUCTION_FACTOR)
     if settings.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", max_t=settings.epochs,
+        return ResumableHyperBand(time_attr="training_iteration", max_t=settings.epochs,
                                   reduction_factor=REDUCTION_FACTOR)
     return FIFOScheduler()
 
@@ -187,13 +191,16 @@ def make_tuner(settings: LiveSettings, exp_dir: Path, *, quiet: bool, callbacks:
     """A new Tuner for a fresh experiment in ``exp_dir`` (``callbacks``: extra ray.tune.Callback)."""
     from ray import tune
 
+    from orchestrator.scheduler_state import SchedulerState
+
+    scheduler = make_scheduler(settings)
     tune_config = tune.TuneConfig(
-        search_alg=make_searcher(settings), scheduler=make_scheduler(settings), metric=METRIC,
+        search_alg=make_searcher(settings), scheduler=scheduler, metric=METRIC,
         mode=MODE, num_samples=settings.trials, max_concurrent_trials=settings.max_concurrent,
         reuse_actors=True, trial_dirname_creator=trial_dirname)
     return tune.Tuner(make_trainable(settings), param_space=settings.trial_constants(), tune_config=tune_config,
                       run_config=run_config(exp_dir, max_failures=settings.max_failures, quiet=quiet,
-                                            callbacks=callbacks))
+                                            callbacks=[*callbacks, SchedulerState(scheduler)]))
 
 
 def load_searcher(settings: LiveSettings, exp_dir: Path):
@@ -236,27 +243,45 @@ def run_live(settings: LiveSettings, exp_dir: Path, *, out: str | Path | None = 
             tuner = make_tuner(settings, exp_dir, quiet=quiet, callbacks=callbacks)
         results = tuner.fit()
     wall = time.perf_counter() - started
-    trials = trials_table(results, settings)
+    trials = trials_table(results, settings, ask_order(settings, exp_dir))
     path = write_trials(trials, settings, exp_dir.parent.parent if out is None else out)
     interrupted = (trials["status"] == "unfinished").any() or len(trials) < settings.trials
     return LiveOutcome(settings, trials, exp_dir, path, wall, interrupted=bool(interrupted))
 
 
 # ----- results -----------------------------------------------------------------------------------
-def trials_table(results, settings: LiveSettings):
-    """One row per trial (the ``trials`` table's columns), in the order Tune created the trials."""
+def ask_order(settings: LiveSettings, exp_dir: Path) -> dict[str, int]:
+    """Trial id -> the order the searcher was asked for it (the order Tune created the trials),
+    from the searcher's last checkpoint; empty when none was saved."""
+    try:
+        searcher = load_searcher(settings, exp_dir)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return {}
+    state = searcher.state_dict()
+    return {str(r["trial_id"]): int(r["ask_index"]) for r in searcher.history} | {
+        str(tid): int(i) for tid, _, i in state["pending"]}
+
+
+def trials_table(results, settings: LiveSettings, order: dict[str, int] | None = None):
+    """One row per trial (the ``trials`` table's columns), in the order Tune created the trials:
+    ``order`` (``ask_order``) where given, since a restored experiment lists its trials in
+    another order (Ray re-adds them newest result first); else the results' own order."""
     import pandas as pd
 
     from spaces import get_space
 
     space = get_space(settings.space)
     interrupted = results.num_terminated + results.num_errors < len(results)
+    listed = list(results)
+    if order:  # sorted() is stable: trials the searcher does not know keep their place at the end
+        listed.sort(key=lambda r: order.get((r.metrics or {}).get("trial_id") or _trial_id_from(r.path),
+                                            len(order)))
     # A trial Tune had created but not started when Ctrl-C came has no config yet (nor params.json):
     # no architecture, nothing trained; the restored searcher proposes it again on --resume.
     # A trial that failed before its first result (an exception in setup: the actor died being
     # created) has neither; Tune's experiment state still holds the config it was created with.
     failed_configs = _failed_trial_configs(results) if results.num_errors else {}
-    started = [(r, config) for r in results
+    started = [(r, config) for r in listed
                if (config := _trial_config(r, space, failed_configs.get(r.path))) is not None]
     rows = [_trial_row(r, config, i, settings, space, interrupted) for i, (r, config) in enumerate(started)]
     from benchmark_data.schema import SCHEMAS

@@ -269,6 +269,89 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
     assert sorted(r["trial_id"] for r in history) == sorted(trials["trial_id"])
 
 
+class InterruptOnce:
+    """A Tune callback's behaviour: Ctrl-C (SIGINT to this process) at the ``after``-th trial
+    result, once per test; state on the class, since the restored experiment unpickles its own
+    copy of the callback from tuner.pkl."""
+    after, seen, fired = 0, 0, False
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        cls = type(self)
+        cls.seen += 1
+        if cls.seen == cls.after and not cls.fired:
+            cls.fired = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.ray
+def test_a_resumed_asha_search_keeps_its_rungs_and_ends_as_an_uninterrupted_one(local_ray, tmp_path):
+    """Ray restores the searcher but not the scheduler (a restored ASHA forgets its rungs, so
+    the trials it would stop train on; Ray's own ASHAScheduler fails this test): ours carries its
+    state in the experiment checkpoint, so the interrupted and resumed search stops the same
+    trials at the same epochs as one that ran through (one worker: the order of results, and so
+    every decision, is the seed's), and lists them in the order they were created."""
+    from ray import tune
+
+    from orchestrator.live import run_live
+
+    def settings(name):
+        args = orchestrate.build_parser().parse_args(
+            [*TINY, "--out", str(tmp_path / "out"), "--store", str(tmp_path / f"store-{name}"),
+             "--searcher", "random", "--trials", "8",
+             "--scheduler", "asha", "--experiment", name, "--workers", "1"])
+        return settings_from_args(args).settings
+
+    reference = run_live(settings("through"), tmp_path / "out" / "live" / "through", quiet=True).trials
+    assert (reference["status"] == "stopped").any()  # the scheduler stopped some: decisions to keep
+
+    interrupt = type("Interrupt", (InterruptOnce, tune.Callback), {"after": 7})
+    first = run_live(settings("cut"), tmp_path / "out" / "live" / "cut", quiet=True, callbacks=[interrupt()])
+    assert interrupt.fired and first.interrupted
+    cut = tmp_path / "out" / "live" / "cut"
+    resumed = run_live(LiveSettings.from_file(cut / SETTINGS_FILE), cut, resume=True, quiet=True)
+    assert not resumed.interrupted
+    columns = ["event", "arch_index", "epochs", "status"]
+    assert resumed.trials[columns].to_dict("records") == reference[columns].to_dict("records")
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_a_restored_hyperband_puts_the_restored_trials_where_the_old_ones_were(resumable):
+    """Ray's HyperBand keeps Trial objects in its brackets and a restored experiment makes new
+    ones: re-added to Ray's own scheduler they open new brackets (False: the control), to ours
+    they take their old places."""
+    import ray.cloudpickle as pickle  # as Tune saves callback state
+    from ray.tune import PlacementGroupFactory
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import HyperBandScheduler
+
+    from orchestrator.scheduler_state import ResumableHyperBand, SchedulerState
+
+    cls = ResumableHyperBand if resumable else HyperBandScheduler
+    make = lambda: cls(time_attr="training_iteration", max_t=9, reduction_factor=3,  # noqa: E731
+                       metric="valid_acc", mode="max")
+    def trials() -> list:
+        made = [Trial("TrainArch", trial_id=f"t{i}", stub=True, placement_group_factory=PlacementGroupFactory(
+            [{"CPU": 1}])) for i in range(7)]
+        for t in made:
+            t.create_placement_group_factory()  # as the controller does when it adds one
+        return made
+    before = make()
+    for t in trials():
+        before.on_trial_add(None, t)
+    saved = pickle.loads(pickle.dumps(SchedulerState(before).get_state()))  # as the checkpoint file holds it
+    after = make()
+    SchedulerState(after).set_state(saved)
+    restored = trials()
+    for t in restored:
+        after.on_trial_add(None, t)
+
+    def layout(s):
+        return [[sorted(t.trial_id for t in b._all_trials) for b in band] for band in s._hyperbands]
+    assert (layout(after) == layout(before)) is resumable
+    in_brackets = [t for band in after._hyperbands for b in band for t in b._all_trials]
+    assert all(any(t is r for r in restored) for t in in_brackets) is resumable
+
+
 @pytest.mark.ray
 @pytest.mark.slow  # one more Ray search: ~1 min here
 def test_hyperband_scheduler_runs_a_single_fidelity_searcher(local_ray, tmp_path):
