@@ -78,15 +78,21 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None],
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE_STATUS
     except (UserError, OSError) as exc:
-        line = error_line(exc)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+        return report_error(exc)
     except SystemExit as exc:  # --help, and argparse's own exits: a status, as main returns one
         if exc.code is None or isinstance(exc.code, int):
             return int(exc.code or 0)
         raise
+
+
+def report_error(exc: UserError | OSError) -> int:
+    """An error a user caused as its ``error: ...`` line on stderr, and the exit status 2; any
+    other error raised again, traceback and all (``error_line``). For either command line."""
+    line = error_line(exc)
+    if line is None:
+        raise exc
+    print(line, file=sys.stderr)
+    return 2
 
 
 def error_line(exc: BaseException) -> str | None:

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from benchmark_data.cli import error_line
+from benchmark_data.cli import report_error
 from spaces.errors import UserError, shorten_message
 
 from .modes import DEFAULT_MODE, MODES, mode_module
@@ -134,8 +134,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = module.settings_from_args(args)
         return module.run(settings, quiet=args.quiet)
     except (UserError, OSError) as err:
-        line = error_line(err)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+        return report_error(err)

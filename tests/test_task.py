@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import make_epoch_rows
 
@@ -259,3 +260,16 @@ def test_diverged_trainings_fail_their_evaluations_in_the_task_and_through_the_c
     assert told.any() and runs.loc[told, "feedback"].isna().all() and runs.loc[~told, "feedback"].notna().all()
     with pytest.raises(UserError, match="unknown status 'exploded'"):
         bench.status_is("tss", "digits", 3, "exploded")
+
+
+@pytest.mark.parametrize("array, want", [
+    (pa.array(["ok", "diverged", None, "ok", "o", "okk"]), [True, False, False, True, False, False]),
+    (pa.array(["diverged", "ok", None, "ok"]).slice(1), [True, False, True]),
+    (pa.array(["ok", None, "diverged"], pa.large_string()), [True, False, False]),
+    (pa.array(["ok", None, "ok"]).dictionary_encode(), [True, False, True]),
+    (pa.array([None, None], pa.string()), [False, False]),
+])
+def test_the_readers_string_match_reads_arrow_buffers_as_arrow_means_them(array, want):
+    from benchmark_data.reader import _equals
+
+    assert _equals(array, "ok").tolist() == want
