@@ -4,10 +4,7 @@ a real local Ray Tune run."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -165,75 +162,33 @@ def test_a_file_where_a_results_folder_should_be_is_one_error_line_and_the_runs_
 
 
 # ----- a real two-node Ray cluster on this machine, and a worker node lost mid-run -------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray_node(*args: str, env: dict) -> subprocess.Popen:
-    """``ray start ... --block`` in its own process group, so the node can be killed whole by its id."""
-    ray_bin = Path(sys.executable).parent / "ray"
-    return subprocess.Popen([str(ray_bin), "start", *args, "--block", "--disable-usage-stats"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def _kill_node(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-
-
 @pytest.mark.slow  # two Ray nodes and three simulated comparisons: ~1-2 min here
 def test_a_worker_node_killed_mid_run_loses_no_run_and_duplicates_none(tmp_path):
     import time
 
-    root = Path(__file__).resolve().parents[1]
-    import shutil
-    import tempfile
+    from cluster_fixtures import LoopbackCluster
 
-    port = _free_port()
-    # A private Ray temp folder (short: socket paths have a length limit): `ray start --head` records
-    # "the current cluster" there, where every later ray.init() on this machine would otherwise look.
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp}
-    head = _ray_node("--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                     "--resources={\"head\": 1}", "--include-dashboard=false", env=env)
-    worker = _ray_node(f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                       "--resources={\"side\": 1}", env=env)
-    sim = [sys.executable, str(root / "orchestrate.py"), "simulate", "--searcher", "random", "--runs", "500",
-           "--budget", "600s", "--quiet", "--address", f"127.0.0.1:{port}"]
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # both nodes up: the driver spreads its tasks over three CPUs
-            probe = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{port}'); "
-                                    "print(int(ray.cluster_resources().get('CPU', 0)))"],
-                                   env=env, capture_output=True, text=True, timeout=120)
-            if probe.stdout.strip().endswith("3"):
-                break
-            assert time.monotonic() < deadline, probe.stderr[-2000:]
-            time.sleep(1)
+    root = Path(__file__).resolve().parents[1]
+    # The head has 1 CPU, the worker node 2: most tasks are on the worker node when it dies.
+    with LoopbackCluster(head_cpus=1, worker_cpus=2) as cluster:
+        sim = [sys.executable, str(root / "orchestrate.py"), "simulate", "--searcher", "random", "--runs", "500",
+               "--budget", "600s", "--quiet", "--address", cluster.address]
+        deadline = time.monotonic() + 300
         out = tmp_path / "res"
-        proc = subprocess.Popen([*sim, "--out", str(out), "--experiment", "cut"], cwd=root, env=env,
+        proc = subprocess.Popen([*sim, "--out", str(out), "--experiment", "cut"], cwd=root, env=cluster.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         log = out / "simulate" / "cut"
         while not list(log.glob("runs-*.parquet")):
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline + 300
+            assert time.monotonic() < deadline
             time.sleep(0.05)
-        _kill_node(worker)  # the worker node dies with its tasks in flight
+        cluster.kill_worker()  # the worker node dies with its tasks in flight
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]  # Ray re-ran the lost tasks on the head node
         whole = tmp_path / "whole"
-        done = subprocess.run([*sim, "--out", str(whole), "--experiment", "whole"], cwd=root, env=env,
+        done = subprocess.run([*sim, "--out", str(whole), "--experiment", "whole"], cwd=root, env=cluster.env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-    finally:
-        _kill_node(worker)
-        _kill_node(head)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     for table in ("runs", "curves"):
         got = pd.read_parquet(out / table / "experiment=cut").drop(columns=["experiment", "wall_time_s",
                                                                             "searcher_time_s"], errors="ignore")
