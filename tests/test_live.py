@@ -106,6 +106,22 @@ def test_an_existing_experiment_is_not_overwritten(tmp_path):
     assert code == 2 and "exists already; continue it with --resume" in err
 
 
+def test_a_start_killed_before_tune_began_is_started_afresh_not_stuck(tmp_path):
+    """Killed between writing its settings and Tune's first file: --resume says to start it again,
+    and the same command without --resume does (bench_faults.py found it refused both ways)."""
+    from orchestrator.modes.train import settings_from_args
+
+    args = [*TINY, "--out", str(tmp_path / "out"), "--store", str(tmp_path / "s"), "--experiment", "x"]
+    exp = tmp_path / "out" / "live" / "x"
+    exp.mkdir(parents=True)
+    (exp / SETTINGS_FILE).write_text(settings_from_args(orchestrate.build_parser().parse_args(
+        [*args[:-1], "y"])).settings.to_json())
+    code, _, err = cli(*TINY, "--out", str(tmp_path / "out"), "--experiment", "x", "--resume")
+    assert code == 2 and "was stopped before Tune began it" in err and "without --resume" in err
+    run = settings_from_args(orchestrate.build_parser().parse_args(args))
+    assert not run.resume and run.experiment_dir == exp and not exp.exists()  # replaced by the new start
+
+
 def test_cells_per_stage_default_to_nats_bench_for_each_space(tmp_path):
     parse = orchestrate.build_parser().parse_args
     base = ["train", "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s")]

@@ -8,6 +8,7 @@ saved ``live_settings.json``, so the searcher and the recipe are rebuilt exactly
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,9 @@ def settings_from_args(args: argparse.Namespace) -> TrainRun:
         exp_dir = experiment_dir(out, args.experiment)
         from ray import tune
 
+        if never_started(exp_dir):
+            raise UserError(f"the live experiment at {exp_dir} was stopped before Tune began it, so there is "
+                            "nothing to resume: run the same command without --resume to start it afresh")
         if not (exp_dir / SETTINGS_FILE).is_file() or not tune.Tuner.can_restore(exp_dir):
             raise UserError(f"nothing to resume at {exp_dir}: no live experiment was started there; check --out "
                             "and --experiment, or drop --resume")
@@ -103,6 +107,8 @@ def settings_from_args(args: argparse.Namespace) -> TrainRun:
         return TrainRun(settings, exp_dir, out, True, args.address)
     settings = _new_settings(args)
     exp_dir = experiment_dir(out, settings.experiment)
+    if never_started(exp_dir):  # a start killed before Tune wrote anything: nothing in it to keep
+        shutil.rmtree(exp_dir)
     if exp_dir.exists():
         raise UserError(f"experiment folder {exp_dir} exists already; continue it with --resume or choose "
                         "another --experiment")
@@ -150,6 +156,14 @@ def _new_settings(args: argparse.Namespace):
         recipe=recipe.name, epochs=recipe.epochs, trials=args.trials, scheduler=args.scheduler,
         store=store, C=C, N=N, seed=args.seed, max_concurrent=args.workers, max_failures=args.max_failures,
         gpus_per_trial=float(args.gpus_per_trial), lr_schedule_step=recipe.lr_schedule_step)
+
+
+def never_started(exp_dir: Path) -> bool:
+    """Whether ``exp_dir`` holds only the settings a start writes before Tune's first file (the
+    start was killed in between): nothing ran, and it can be started afresh."""
+    from orchestrator.live import SETTINGS_FILE
+
+    return exp_dir.is_dir() and {p.name for p in exp_dir.iterdir()} == {SETTINGS_FILE}
 
 
 def run(run: TrainRun, quiet: bool = False) -> int:
