@@ -300,7 +300,8 @@ def _failed_trial_configs(results) -> dict[str, dict]:
 
     # Its warning that failed trials have no metrics says what we already know.
     quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    level, _ = quiet.level, quiet.setLevel(logging.ERROR)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         analysis = ExperimentAnalysis(results.experiment_path)
     except (OSError, ValueError, KeyError):  # no state saved yet: only the results' own configs
@@ -314,7 +315,9 @@ def _trial_config(result, space, created_with: dict | None = None) -> dict | Non
     """The trial's config as Tune reports it, else as its folder's params.json records it, else
     (a trial that errored before either existed) as Tune created it; None when none names every
     decision of the space."""
-    config = {**(created_with or {}), **(result.config or {})} if result.error is not None else result.config or {}
+    config = dict(result.config or {})
+    if result.error is not None:  # only a failed trial may lack what it was created with
+        config = {**(created_with or {}), **config}
     if not all(n in config for n in space.hparams.names) and result.path:
         params = Path(result.path) / "params.json"
         try:
