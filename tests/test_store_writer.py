@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import time
 import warnings
 from pathlib import Path
 
@@ -190,9 +191,10 @@ def test_concurrent_writer_processes_with_compaction_lose_nothing(tmp_path):
     assert len(S.list_fragments(tmp_path / "epochs/space=tss/dataset=digits/hp=12")) == 1
 
 
-def _same_key_writer(root: str, start: str, locked: bool) -> None:
-    """Write the same rows as every other such process, as soon as ``start`` exists; the write
-    itself is slowed so that every process has checked the store before any has written."""
+def _same_key_writer(root: str, start: str, locked: bool, ready: str) -> None:
+    """Write the same rows as every other such process, as soon as ``start`` exists (``ready``
+    says this process is imported and waiting); the write itself is slowed so that every process
+    has checked the store before any has written."""
     import contextlib
     import os
     import time
@@ -207,6 +209,7 @@ def _same_key_writer(root: str, start: str, locked: bool) -> None:
     W.write_fragment = slow_write
     if not locked:  # the check-then-write race as it was, to show the test can tell
         W._partition_lock = lambda folder: contextlib.nullcontext()
+    Path(ready).touch()
     while not os.path.exists(start):
         time.sleep(0.001)
     W.write_new_rows(root, "epochs", make_epoch_rows(archs=(7,), epochs=3), metadata=S.provenance())
@@ -217,9 +220,13 @@ def test_writers_of_one_key_at_once_write_it_once_under_the_partition_lock(tmp_p
     ctx = mp.get_context("spawn")
     for attempt in range(3):
         root, start = tmp_path / f"store{attempt}", tmp_path / f"start{attempt}"
-        procs = [ctx.Process(target=_same_key_writer, args=(str(root), str(start), locked)) for _ in range(3)]
+        ready = [tmp_path / f"ready{attempt}-{k}" for k in range(3)]
+        procs = [ctx.Process(target=_same_key_writer, args=(str(root), str(start), locked, str(r))) for r in ready]
         for proc in procs:
             proc.start()
+        while not all(r.exists() for r in ready):  # every process imported and waiting: start them at once
+            assert all(proc.is_alive() for proc in procs)
+            time.sleep(0.01)
         start.touch()
         for proc in procs:
             proc.join()
