@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from spaces.errors import UserError
+from spaces.errors import UserError, short
 
 from . import schema as S
 from . import task as T
@@ -778,7 +778,7 @@ class Benchmark:
         """[archs, seeds, epochs] bool, aligned with ``curve``: where the row's ``status`` is
         ``status`` (e.g. "diverged"; ``schema.STATUSES``), False where there is no row."""
         if status not in S.STATUSES + (S.SURROGATE_STATUS,):
-            raise UserError(f"unknown status {str(status)[:40]!r}: one of {', '.join(S.STATUSES)}")
+            raise UserError(f"unknown status {short(status)!r}: one of {', '.join(S.STATUSES)}")
         return self._part(space, dataset, hp).equals("status", status)
 
     def _mean(self, part: _Partition, metric: str) -> np.ndarray:

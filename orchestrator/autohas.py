@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from spaces.errors import UserError
+from spaces.errors import UserError, short
 
 from .common import fmt_value, format_table, ray_session, run_config, trial_dirname
 
@@ -140,7 +140,7 @@ def derived_recipe(lr_schedule: list[float], weight_decay: float, optimizer: str
     ("schedule": ``lr`` is then the schedule's peak, which only describes it, as
     ``Recipe.lr_steps`` replaces the cosine) or h0's cosine from the schedule's mean ("cosine")."""
     if lr not in RETRAIN_LRS:
-        raise UserError(f"the retraining's lr must be one of {', '.join(RETRAIN_LRS)}, got {str(lr)[:40]!r}")
+        raise UserError(f"the retraining's lr must be one of {', '.join(RETRAIN_LRS)}, got {short(lr)!r}")
     recipe = {"name": "h0", "epochs": epochs, "weight_decay": weight_decay, "optimizer": optimizer}
     if lr == "cosine":
         return {**recipe, "lr": sum(lr_schedule) / len(lr_schedule)}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .base import CategoricalSpace
-from .errors import UserError
+from .errors import UserError, short
 from .hparams import BasisMixture, Categorical, Param, SearchSpace
 
 DEFAULT_MULTIPLIERS = (0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -59,7 +59,7 @@ def autohas_hparams(*, lr: float = DEFAULT_LR, weight_decay: float = DEFAULT_WD,
         unknown = [o for o in optimizers if o not in OPTIMIZERS]
         if unknown or len(set(optimizers)) != len(optimizers) or len(optimizers) < 2:
             raise UserError(f"optimizers must be at least two distinct of {list(OPTIMIZERS)}, "
-                            f"got {str(list(optimizers))[:80]}")
+                            f"got {short(list(optimizers))}")
         params.append(Categorical("optimizer", tuple(optimizers)))
     return tuple(params)
 
