@@ -82,8 +82,9 @@ def test_the_nodes_install_the_project_as_the_makefile_does_from_the_mounted_cod
     assert cfg["file_mounts"] == {"~/natsflow": "."}
     setup = " && ".join(cfg["setup_commands"])
     makefile = (ROOT / "Makefile").read_text()
-    # the Makefile's steps (a venv in .venv, pip upgraded, the project installed editable), less the
-    # test extras a cluster node does not need
+    # the Makefile's steps (a venv in .venv, pip upgraded, the project installed editable), with the
+    # cluster extra (Ray's dashboard and job API) instead of the test extras
     assert "VENV   := .venv" in makefile and "-m venv $(VENV)" in makefile and "-m venv .venv" in setup
     for step in ("-m pip install -q --upgrade pip", "-m pip install -q -e "):
         assert step in makefile and step in setup
+    assert "-m pip install -q -e '.[cluster]'" in setup
