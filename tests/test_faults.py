@@ -162,8 +162,11 @@ def test_a_file_where_a_results_folder_should_be_is_one_error_line_and_the_runs_
 
 
 # ----- a real two-node Ray cluster on this machine, and a worker node lost mid-run -------------------
-@pytest.mark.slow  # two Ray nodes and three simulated comparisons: ~1-2 min here
-def test_a_worker_node_killed_mid_run_loses_no_run_and_duplicates_none(tmp_path):
+# The size (500 runs) is slow; a small one stays in the default suite, so a multi-node fault
+# is tried on every change.
+@pytest.mark.parametrize("runs", [pytest.param(500, marks=pytest.mark.slow, id="500-runs"),  # ~1-2 min here
+                                  pytest.param(60, id="60-runs")])
+def test_a_worker_node_killed_mid_run_loses_no_run_and_duplicates_none(tmp_path, runs):
     import time
 
     from cluster_fixtures import LoopbackCluster
@@ -171,7 +174,7 @@ def test_a_worker_node_killed_mid_run_loses_no_run_and_duplicates_none(tmp_path)
     root = Path(__file__).resolve().parents[1]
     # The head has 1 CPU, the worker node 2: most tasks are on the worker node when it dies.
     with LoopbackCluster(head_cpus=1, worker_cpus=2) as cluster:
-        sim = [sys.executable, str(root / "orchestrate.py"), "simulate", "--searcher", "random", "--runs", "500",
+        sim = [sys.executable, str(root / "orchestrate.py"), "simulate", "--searcher", "random", "--runs", str(runs),
                "--budget", "600s", "--quiet", "--address", cluster.address]
         deadline = time.monotonic() + 300
         out = tmp_path / "res"
@@ -182,6 +185,7 @@ def test_a_worker_node_killed_mid_run_loses_no_run_and_duplicates_none(tmp_path)
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        assert proc.poll() is None, "the comparison ended before the worker node could be killed"
         cluster.kill_worker()  # the worker node dies with its tasks in flight
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]  # Ray re-ran the lost tasks on the head node
@@ -197,4 +201,4 @@ def test_a_worker_node_killed_mid_run_loses_no_run_and_duplicates_none(tmp_path)
         keys = ["searcher", "run_seed", "event" if table == "runs" else "sim_time_s"]
         pd.testing.assert_frame_equal(got.sort_values(keys).reset_index(drop=True),
                                       want.sort_values(keys).reset_index(drop=True))
-    assert pd.read_parquet(out / "runs" / "experiment=cut").groupby("run_seed").ngroups == 500
+    assert pd.read_parquet(out / "runs" / "experiment=cut").groupby("run_seed").ngroups == runs
