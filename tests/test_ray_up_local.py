@@ -40,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from cluster_fixtures import free_port
 from loopback_node import marked_processes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,12 +57,6 @@ pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}"),
     pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def replaced(command: str, old: str, new: str) -> str:
