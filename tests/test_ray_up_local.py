@@ -102,7 +102,10 @@ class LoopbackSSHD:
         for key in (self.key, tmp / "host_ed25519"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         (tmp / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
-        shutil.copytree("/etc/skel", self.home) if Path("/etc/skel").is_dir() else self.home.mkdir()
+        if Path("/etc/skel").is_dir():  # what a new user's home starts with (.profile, .bashrc)
+            shutil.copytree("/etc/skel", self.home)
+        else:
+            self.home.mkdir()
         (tmp / "sshd_config").write_text("\n".join([
             f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {tmp / 'host_ed25519'}",
             f"AuthorizedKeysFile {tmp / 'authorized_keys'}", f"PidFile {tmp / 'sshd.pid'}",
@@ -112,14 +115,15 @@ class LoopbackSSHD:
             f"SetEnv HOME={self.home} RAY_TMPDIR={tmp} NATSFLOW_TEST_NODE={mark}", ""]))
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder, when run as root
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(tmp / "sshd_config")],
-                                     stderr=open(tmp / "sshd.log", "w"))
+        self.log = open(tmp / "sshd.log", "w")
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(tmp / "sshd_config")], stderr=self.log)
         wait_for_port(self.port, timeout_s=30, alive=lambda: self.proc.poll() is None,
                       why=lambda: (tmp / "sshd.log").read_text())
 
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=30)
+        self.log.close()
 
 
 def listening_addresses(port: int) -> set[str]:
